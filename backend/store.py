@@ -1,0 +1,245 @@
+"""The one SQLite file: connection settings, idempotent schema, and per-symbol transactions.
+
+SQLite is the source of truth for data; the JSON checkpoint is the source of truth for progress.
+Everything one symbol produces is written in one transaction, so a symbol is either fully there
+or not there at all.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+CREATE TABLE IF NOT EXISTS symbols (
+    symbol TEXT PRIMARY KEY, name TEXT, sector TEXT NOT NULL, cap TEXT
+);
+
+-- Shared price cache: keyed by source (e.g. 'yfinance', 'csv:/abs/folder', 'demo:7'), not by run.
+CREATE TABLE IF NOT EXISTS price_data (
+    source TEXT NOT NULL, symbol TEXT NOT NULL, date TEXT NOT NULL,
+    open REAL NOT NULL, high REAL NOT NULL, low REAL NOT NULL, close REAL NOT NULL,
+    volume REAL NOT NULL, raw_close REAL, dividend REAL NOT NULL DEFAULT 0,
+    split REAL NOT NULL DEFAULT 1, is_demo INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (source, symbol, date)
+) WITHOUT ROWID;
+
+-- One row per (source, symbol) fetch attempt outcome: 'ok' rows make the cache authoritative.
+CREATE TABLE IF NOT EXISTS price_fetches (
+    source TEXT NOT NULL, symbol TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    detail TEXT, rows INTEGER NOT NULL DEFAULT 0, is_demo INTEGER NOT NULL DEFAULT 0,
+    fetched_at TEXT NOT NULL,
+    PRIMARY KEY (source, symbol)
+);
+
+CREATE TABLE IF NOT EXISTS data_issues (
+    id INTEGER PRIMARY KEY, source TEXT NOT NULL, symbol TEXT NOT NULL, date TEXT,
+    kind TEXT NOT NULL, detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS data_issues_symbol ON data_issues (source, symbol);
+
+CREATE TABLE IF NOT EXISTS training_runs (
+    run_id TEXT PRIMARY KEY, config_hash TEXT NOT NULL, config_json TEXT NOT NULL,
+    source TEXT NOT NULL, is_demo INTEGER NOT NULL, created_at TEXT NOT NULL, finished_at TEXT
+);
+
+-- Market proxy level and regime per date ('regime' is one of the four trend x volatility labels).
+CREATE TABLE IF NOT EXISTS market_data (
+    run_id TEXT NOT NULL, date TEXT NOT NULL, proxy TEXT NOT NULL, level REAL NOT NULL,
+    regime TEXT, PRIMARY KEY (run_id, date)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS sector_indices (
+    run_id TEXT NOT NULL, sector TEXT NOT NULL, date TEXT NOT NULL, level REAL NOT NULL,
+    PRIMARY KEY (run_id, sector, date)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS events (
+    run_id TEXT NOT NULL, symbol TEXT NOT NULL, date TEXT NOT NULL, kind TEXT NOT NULL, value REAL,
+    PRIMARY KEY (run_id, symbol, date, kind)
+) WITHOUT ROWID;
+
+-- Feature names of a run, in the column order of feature_store.features.
+CREATE TABLE IF NOT EXISTS feature_names (
+    run_id TEXT NOT NULL, position INTEGER NOT NULL, name TEXT NOT NULL, PRIMARY KEY (run_id, position)
+);
+
+-- One row per sample: the feature vector as little-endian float64 bytes (NaN = missing).
+CREATE TABLE IF NOT EXISTS feature_store (
+    run_id TEXT NOT NULL, symbol TEXT NOT NULL, date TEXT NOT NULL, features BLOB NOT NULL,
+    PRIMARY KEY (run_id, symbol, date)
+) WITHOUT ROWID;
+
+-- One row per sample: the triple-barrier trade that labels it. label: 0 SELL, 1 HOLD, 2 BUY.
+CREATE TABLE IF NOT EXISTS trades (
+    run_id TEXT NOT NULL, symbol TEXT NOT NULL, entry_date TEXT NOT NULL, exit_date TEXT NOT NULL,
+    exit_reason TEXT NOT NULL CHECK (exit_reason IN ('upper', 'lower', 'time')),
+    realised_return REAL NOT NULL, label INTEGER NOT NULL CHECK (label IN (0, 1, 2)),
+    regime TEXT,
+    PRIMARY KEY (run_id, symbol, entry_date)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS backtest_results (
+    run_id TEXT NOT NULL, symbol TEXT NOT NULL, trades INTEGER NOT NULL,
+    buy INTEGER NOT NULL, hold INTEGER NOT NULL, sell INTEGER NOT NULL,
+    buy_share REAL, hold_share REAL, sell_share REAL, avg_win REAL, avg_loss REAL,
+    first_date TEXT, last_date TEXT, completed_at TEXT NOT NULL,
+    PRIMARY KEY (run_id, symbol)
+);
+
+-- Holdout metrics. scope: 'holdout' (segment 'all') or 'regime' (segment = regime label);
+-- model: a base model name, 'ensemble' or 'baseline'. CV scores use scope 'cv'.
+CREATE TABLE IF NOT EXISTS model_performance (
+    run_id TEXT NOT NULL, model TEXT NOT NULL, scope TEXT NOT NULL, segment TEXT NOT NULL,
+    n_samples INTEGER NOT NULL, n_directional INTEGER,
+    auc_ovr REAL, auc_directional REAL, log_loss REAL, brier REAL, balanced_accuracy REAL,
+    top_decile_buy_precision REAL, top_decile_return REAL, all_mean_return REAL, fit_seconds REAL,
+    PRIMARY KEY (run_id, model, scope, segment)
+);
+
+CREATE TABLE IF NOT EXISTS sector_performance (
+    run_id TEXT NOT NULL, model TEXT NOT NULL, sector TEXT NOT NULL,
+    n_samples INTEGER NOT NULL, n_directional INTEGER,
+    auc_ovr REAL, auc_directional REAL, log_loss REAL, brier REAL, balanced_accuracy REAL,
+    top_decile_buy_precision REAL, top_decile_return REAL, all_mean_return REAL,
+    PRIMARY KEY (run_id, model, sector)
+);
+
+CREATE TABLE IF NOT EXISTS model_predictions (
+    run_id TEXT NOT NULL, model TEXT NOT NULL, symbol TEXT NOT NULL, entry_date TEXT NOT NULL,
+    p_sell REAL NOT NULL, p_hold REAL NOT NULL, p_buy REAL NOT NULL,
+    PRIMARY KEY (run_id, model, symbol, entry_date)
+) WITHOUT ROWID;
+
+-- Mean |SHAP| per feature; class_label 'SELL'/'HOLD'/'BUY' or 'all'; model may be 'ensemble'.
+CREATE TABLE IF NOT EXISTS shap_analysis (
+    run_id TEXT NOT NULL, model TEXT NOT NULL, feature TEXT NOT NULL, class_label TEXT NOT NULL,
+    mean_abs_shap REAL NOT NULL, PRIMARY KEY (run_id, model, feature, class_label)
+);
+
+-- Facts about a run that are one value each (dropped features, SHAP stability, ...), as JSON.
+CREATE TABLE IF NOT EXISTS run_facts (
+    run_id TEXT NOT NULL, key TEXT NOT NULL, value_json TEXT NOT NULL, PRIMARY KEY (run_id, key)
+);
+
+CREATE TABLE IF NOT EXISTS model_promotion_history (
+    id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, decided_at TEXT NOT NULL,
+    criteria_json TEXT NOT NULL, decision TEXT NOT NULL CHECK (decision IN ('promoted', 'rejected')),
+    production_path TEXT
+);
+"""
+
+# Tables whose rows belong to one run (deleted by a reset); price cache tables are shared.
+RUN_TABLES = ("training_runs", "market_data", "sector_indices", "events", "feature_names",
+              "feature_store", "trades", "backtest_results", "model_performance",
+              "sector_performance", "model_predictions", "shap_analysis", "run_facts",
+              "model_promotion_history")
+PER_SYMBOL_TABLES = ("events", "feature_store", "trades", "backtest_results")
+TRAINING_TABLES = ("model_performance", "sector_performance", "model_predictions", "shap_analysis",
+                   "model_promotion_history")
+PRICE_TABLES = ("price_data", "price_fetches", "data_issues")
+
+
+class StoreError(RuntimeError):
+    """The database file cannot be used; the message names the file and what to do."""
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open the database with WAL, foreign keys and a busy timeout; create the schema if needed."""
+    path = Path(path)
+    try:
+        if readonly:
+            connection = sqlite3.connect(f"file:{path.as_posix()}?mode=ro", uri=True, timeout=5.0)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(path, timeout=30.0)
+            connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA foreign_keys=ON")
+        connection.execute("PRAGMA busy_timeout=30000")
+        if not readonly:
+            connection.execute("PRAGMA synchronous=NORMAL")
+            create_schema(connection)
+    except sqlite3.DatabaseError as error:
+        raise StoreError(f"The database {path} cannot be opened ({error}). If it is damaged, move it "
+                         "aside and run again; prices will be fetched again.") from error
+    return connection
+
+
+def create_schema(connection: sqlite3.Connection) -> None:
+    """Idempotent: safe on every start. Refuses a database from a newer program version."""
+    connection.executescript(SCHEMA)
+    row = connection.execute("SELECT value FROM schema_info WHERE key = 'version'").fetchone()
+    if row is None:
+        with connection:
+            connection.execute("INSERT INTO schema_info VALUES ('version', ?)", (str(SCHEMA_VERSION),))
+    elif int(row[0]) > SCHEMA_VERSION:
+        raise StoreError(f"The database was written by a newer version (schema {row[0]}, this program "
+                         f"knows {SCHEMA_VERSION}). Update the program or reset with --prices.")
+
+
+def database(connection: sqlite3.Connection) -> sqlite_utils.Database:
+    """sqlite-utils view of the same connection, for bulk inserts and convenient queries."""
+    return sqlite_utils.Database(connection)
+
+
+@contextmanager
+def transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception (which is re-raised)."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield connection
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+def write_rows(connection: sqlite3.Connection, table: str, rows: Iterable[Mapping[str, Any]]) -> int:
+    """INSERT OR REPLACE rows (dicts with the same keys) into table; call inside a transaction."""
+    rows = list(rows)
+    if not rows:
+        return 0
+    columns = list(rows[0])
+    placeholders = ", ".join("?" for _ in columns)
+    connection.executemany(
+        f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({placeholders})",
+        [tuple(row[column] for column in columns) for row in rows],
+    )
+    return len(rows)
+
+
+def write_symbol(connection: sqlite3.Connection, run_id: str, symbol: str,
+                 rows_by_table: Mapping[str, Iterable[Mapping[str, Any]]]) -> None:
+    """Replace everything one symbol has in a run, in ONE transaction: all of it or none of it."""
+    with transaction(connection):
+        for table in PER_SYMBOL_TABLES:
+            connection.execute(f"DELETE FROM {table} WHERE run_id = ? AND symbol = ?", (run_id, symbol))
+        for table, rows in rows_by_table.items():
+            write_rows(connection, table, rows)
+
+
+def committed_symbols(connection: sqlite3.Connection, run_id: str) -> set[str]:
+    """Symbols whose backtest transaction committed (their summary row exists)."""
+    rows = connection.execute("SELECT symbol FROM backtest_results WHERE run_id = ?", (run_id,))
+    return {row[0] for row in rows}
+
+
+def put_fact(connection: sqlite3.Connection, run_id: str, key: str, value_json: str) -> None:
+    """Store one JSON fact about a run (replacing an older value)."""
+    with transaction(connection):
+        connection.execute("INSERT OR REPLACE INTO run_facts VALUES (?, ?, ?)", (run_id, key, value_json))
+
+
+def get_fact(connection: sqlite3.Connection, run_id: str, key: str) -> str | None:
+    row = connection.execute("SELECT value_json FROM run_facts WHERE run_id = ? AND key = ?",
+                             (run_id, key)).fetchone()
+    return row[0] if row else None

@@ -1,0 +1,249 @@
+"""Run configuration: defaults, TOML overrides, the identity hash and human-readable diffs.
+
+One run = one config. The hash covers everything that changes results (universe, dates, source,
+label, feature and model settings, seed) and nothing that does not (paths, --jobs, retry counts),
+so a folder moved to another computer resumes with the same identity.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BASE_MODELS: tuple[str, ...] = (
+    "random_forest",
+    "xgboost",
+    "lightgbm",
+    "extra_trees",
+    "gradient_boosting",
+    "neural_network",
+    "logistic_regression",
+    "svm",
+)
+SOURCES = ("yfinance", "csv", "demo")
+
+
+class ConfigError(ValueError):
+    """A setting is invalid; the message names the setting and what to do."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "yfinance"
+    start: str | None = "2005-01-01"
+    end: str | None = None
+    max_symbols: int | None = None
+    max_daily_move: float = 0.6  # |close/prev - 1| above this, not explained by a split, is quarantined
+    min_history_days: int = 300  # fewer clean rows than this: the symbol is skipped with a reason
+    demo_seed: int = 7
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    horizon: int = 20
+    barrier_k: float = 1.5
+    vol_window: int = 20
+    stride: int = 5
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    shock_sigma: float = 4.0  # a daily move beyond this many trailing sigmas is a price-shock event
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    models: tuple[str, ...] = BASE_MODELS
+    n_folds: int = 4
+    holdout_share: float = 0.2
+    min_feature_coverage: float = 0.4
+
+
+@dataclass(frozen=True)
+class ShapConfig:
+    sample_rows: int = 2000
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    min_directional_auc: float = 0.52
+    confidence: float = 0.95
+    bootstrap_reps: int = 500
+    compare_metric: str = "log_loss"  # ensemble vs best base model: "log_loss" or "auc_directional"
+    min_regime_samples: int = 300
+    leakage_auc: float = 0.80
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Settings that do not change results: excluded from the hash."""
+
+    max_attempts: int = 3
+    jobs: int = 1
+    allow_sleep: bool = False
+
+
+@dataclass(frozen=True)
+class Config:
+    seed: int = 42
+    data: DataConfig = field(default_factory=DataConfig)
+    labels: LabelConfig = field(default_factory=LabelConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    shap: ShapConfig = field(default_factory=ShapConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def identity(self, universe_symbols: list[str]) -> dict[str, Any]:
+        """Everything that defines the results of a run, as a flat dict of dotted keys."""
+        settings = flatten(self.to_dict())
+        settings = {key: value for key, value in settings.items() if not key.startswith("run.")}
+        settings["universe"] = list(universe_symbols)
+        return settings
+
+    def hash(self, universe_symbols: list[str]) -> str:
+        text = json.dumps(self.identity(universe_symbols), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def flatten(nested: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"labels": {"horizon": 20}} -> {"labels.horizon": 20}; tuples become lists."""
+    flat: dict[str, Any] = {}
+    for key, value in nested.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = list(value) if isinstance(value, tuple) else value
+    return flat
+
+
+def describe_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Lines like "labels.horizon: 20 -> 10" for every setting that differs."""
+    lines = []
+    for key in sorted(set(old) | set(new)):
+        before, after = old.get(key, "<not set>"), new.get(key, "<not set>")
+        if before == after:
+            continue
+        if key == "universe" and isinstance(before, list) and isinstance(after, list):
+            added = sorted(set(after) - set(before))
+            removed = sorted(set(before) - set(after))
+            lines.append(f"universe: {len(before)} -> {len(after)} symbols"
+                         f" (added {_short(added)}, removed {_short(removed)})")
+        else:
+            lines.append(f"{key}: {before!r} -> {after!r}")
+    return lines
+
+
+def _short(symbols: list[str]) -> str:
+    if not symbols:
+        return "none"
+    return ", ".join(symbols[:8]) + (f" and {len(symbols) - 8} more" if len(symbols) > 8 else "")
+
+
+def _section_from(cls: type, values: dict[str, Any], section: str, source: str) -> Any:
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"{source}: unknown setting '{section}.{key}'. "
+                              f"Known settings in [{section}]: {', '.join(sorted(known))}.")
+        default = getattr(cls(), key)
+        if isinstance(default, tuple):
+            value = tuple(value)
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Defaults, then the TOML file, then command-line overrides ({"data.source": "demo"})."""
+    sections: dict[str, dict[str, Any]] = {}
+    top: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            loaded = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"Config file {path} does not exist. Check the --config path.") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"Config file {path} is not valid TOML: {error}. Fix the line it names.") from None
+        for key, value in loaded.items():
+            (sections.setdefault(key, {}) if isinstance(value, dict) else top).update(
+                value if isinstance(value, dict) else {key: value})
+    for dotted, value in (overrides or {}).items():
+        section, _, key = dotted.rpartition(".")
+        (sections.setdefault(section, {}) if section else top)[key] = value
+    section_types = {f.name: f.type for f in dataclasses.fields(Config)}
+    kwargs: dict[str, Any] = {}
+    for key, value in top.items():
+        if key not in section_types or key in _SECTION_CLASSES:
+            raise ConfigError(f"{source}: unknown top-level setting '{key}'. "
+                              f"Use sections [{'], ['.join(_SECTION_CLASSES)}] or 'seed'.")
+        kwargs[key] = value
+    for section, values in sections.items():
+        if section not in _SECTION_CLASSES:
+            raise ConfigError(f"{source}: unknown section [{section}]. "
+                              f"Known sections: {', '.join(_SECTION_CLASSES)}.")
+        kwargs[section] = _section_from(_SECTION_CLASSES[section], values, section, source)
+    config = Config(**kwargs)
+    validate(config, source)
+    return config
+
+
+_SECTION_CLASSES: dict[str, type] = {
+    "data": DataConfig,
+    "labels": LabelConfig,
+    "features": FeatureConfig,
+    "training": TrainingConfig,
+    "shap": ShapConfig,
+    "gate": GateConfig,
+    "run": RunConfig,
+}
+
+
+def validate(config: Config, source: str = "config") -> None:
+    """Reject settings that would make a run meaningless, naming the setting."""
+    problems = []
+    if config.data.source not in SOURCES:
+        problems.append(f"data.source is {config.data.source!r}; use one of {', '.join(SOURCES)}")
+    for name in ("start", "end"):
+        value = getattr(config.data, name)
+        if value is not None:
+            try:
+                _parse_date(value)
+            except ValueError:
+                problems.append(f"data.{name} is {value!r}; use a date like 2005-01-31")
+    if config.data.start and config.data.end and config.data.start >= config.data.end:
+        problems.append(f"data.start ({config.data.start}) must be before data.end ({config.data.end})")
+    if config.labels.horizon < 1 or config.labels.stride < 1 or config.labels.vol_window < 2:
+        problems.append("labels.horizon and labels.stride must be >= 1 and labels.vol_window >= 2")
+    if config.labels.barrier_k <= 0:
+        problems.append("labels.barrier_k must be > 0")
+    unknown = [m for m in config.training.models if m not in BASE_MODELS]
+    if unknown or not config.training.models:
+        problems.append(f"training.models has {unknown or 'nothing'}; choose from {', '.join(BASE_MODELS)}")
+    if not 2 <= config.training.n_folds <= 20:
+        problems.append("training.n_folds must be between 2 and 20")
+    if not 0.05 <= config.training.holdout_share <= 0.5:
+        problems.append("training.holdout_share must be between 0.05 and 0.5")
+    if config.gate.compare_metric not in ("log_loss", "auc_directional"):
+        problems.append("gate.compare_metric must be 'log_loss' or 'auc_directional'")
+    if config.run.jobs < 1 or config.run.max_attempts < 1:
+        problems.append("run.jobs and run.max_attempts must be >= 1")
+    if problems:
+        raise ConfigError(f"{source}: " + "; ".join(problems) + ".")
+
+
+def _parse_date(text: str) -> None:
+    from datetime import date
+
+    date.fromisoformat(text)

@@ -1,0 +1,16 @@
+"""Process exit codes, documented in README.md and explained by run_training.bat."""
+
+COMPLETE = 0
+UNEXPECTED_ERROR = 1
+CONFIG_ERROR = 2
+DATA_ERROR = 3
+INTERRUPTED = 4
+
+MEANING = {
+    COMPLETE: "training finished",
+    UNEXPECTED_ERROR: "unexpected error (see logs/training.log); progress up to the last finished "
+                      "symbol or model is saved",
+    CONFIG_ERROR: "configuration error: a setting, argument or config file needs fixing (message above)",
+    DATA_ERROR: "data error: no usable prices (message above names the files or symbols)",
+    INTERRUPTED: "interrupted; progress is saved and the next run resumes where it stopped",
+}
