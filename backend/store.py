@@ -33,11 +33,11 @@ CREATE TABLE IF NOT EXISTS price_data (
     PRIMARY KEY (source, symbol, date)
 ) WITHOUT ROWID;
 
--- One row per (source, symbol) fetch attempt outcome: 'ok' rows make the cache authoritative.
+-- The last fetch outcome per (source, symbol): an 'ok' row for the same requested range is a cache hit.
 CREATE TABLE IF NOT EXISTS price_fetches (
     source TEXT NOT NULL, symbol TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
     detail TEXT, rows INTEGER NOT NULL DEFAULT 0, is_demo INTEGER NOT NULL DEFAULT 0,
-    fetched_at TEXT NOT NULL,
+    requested_start TEXT, requested_end TEXT, fetched_at TEXT NOT NULL,
     PRIMARY KEY (source, symbol)
 );
 

@@ -5,6 +5,7 @@ UNEXPECTED_ERROR = 1
 CONFIG_ERROR = 2
 DATA_ERROR = 3
 INTERRUPTED = 4
+ALREADY_RUNNING = 5
 
 MEANING = {
     COMPLETE: "training finished",
@@ -13,4 +14,5 @@ MEANING = {
     CONFIG_ERROR: "configuration error: a setting, argument or config file needs fixing (message above)",
     DATA_ERROR: "data error: no usable prices (message above names the files or symbols)",
     INTERRUPTED: "interrupted; progress is saved and the next run resumes where it stopped",
+    ALREADY_RUNNING: "another training run is already working in this folder; wait for it or stop it",
 }

@@ -1,0 +1,8 @@
+"""Start over: delete progress (asks first). See README.md."""
+
+import sys
+
+from trainer.cli import reset_checkpoint_main
+
+if __name__ == "__main__":
+    sys.exit(reset_checkpoint_main(sys.argv[1:]))

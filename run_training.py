@@ -1,0 +1,8 @@
+"""Train stock-signal models, resuming where the last run stopped. See README.md."""
+
+import sys
+
+from trainer.cli import run_training_main
+
+if __name__ == "__main__":
+    sys.exit(run_training_main(sys.argv[1:]))

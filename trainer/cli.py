@@ -1,0 +1,112 @@
+"""Argument parsing for the three entry points. Heavy imports stay inside the functions so that
+check_checkpoint.py answers in well under a second."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainer.config import SOURCES
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    workdir: Path | None
+    config_path: Path | None
+    source: str | None
+    prices_dir: Path | None
+    universe: Path | None
+    max_symbols: int | None
+    start: str | None
+    end: str | None
+    jobs: int | None
+    allow_sleep: bool
+    open_report: bool
+
+    def overrides(self) -> dict[str, object]:
+        """Command-line settings that override the config file, as dotted keys."""
+        pairs = {
+            "data.source": self.source,
+            "data.max_symbols": self.max_symbols,
+            "data.start": self.start,
+            "data.end": self.end,
+            "run.jobs": self.jobs,
+            "run.allow_sleep": True if self.allow_sleep else None,
+        }
+        return {key: value for key, value in pairs.items() if value is not None}
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
+    return value
+
+
+def build_run_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run_training.py",
+        description="Backtest a stock universe into SQLite and train signal models; resumes "
+                    "automatically where the last run stopped.")
+    parser.add_argument("--demo", action="store_true", help="offline demo market (same as --source demo)")
+    parser.add_argument("--source", choices=SOURCES, help="price source (default: yfinance)")
+    parser.add_argument("--prices-dir", type=Path, help="folder of SYM.csv / SYM.csv.gz files (--source csv)")
+    parser.add_argument("--universe", type=Path, help="CSV with symbol,name,sector[,cap] (default: data/universe.csv)")
+    parser.add_argument("--config", type=Path, dest="config_path", help="TOML file overriding the default settings")
+    parser.add_argument("--workdir", type=Path, help="where data/, checkpoints/, logs/, reports/ and models/ live")
+    parser.add_argument("--max-symbols", type=_positive_int, help="use only the first N symbols of the universe")
+    parser.add_argument("--start", help="first date, YYYY-MM-DD (default 2005-01-01)")
+    parser.add_argument("--end", help="last date, YYYY-MM-DD (default: newest available)")
+    parser.add_argument("--jobs", type=_positive_int, help="parallel worker processes for the backtest")
+    parser.add_argument("--allow-sleep", action="store_true", help="let Windows sleep while training runs")
+    parser.add_argument("--no-open", action="store_true", help="do not open the report in the browser at the end")
+    return parser
+
+
+def parse_run_options(argv: list[str]) -> RunOptions:
+    parser = build_run_parser()
+    args = parser.parse_args(argv)
+    if args.demo and args.source not in (None, "demo"):
+        parser.error(f"--demo contradicts --source {args.source}; use one of them")
+    source = "demo" if args.demo else args.source
+    if args.prices_dir is not None and source is None:
+        source = "csv"
+    return RunOptions(workdir=args.workdir, config_path=args.config_path, source=source,
+                      prices_dir=args.prices_dir, universe=args.universe, max_symbols=args.max_symbols,
+                      start=args.start, end=args.end, jobs=args.jobs, allow_sleep=args.allow_sleep,
+                      open_report=not args.no_open)
+
+
+def run_training_main(argv: list[str]) -> int:
+    options = parse_run_options(argv)
+    from trainer.pipeline import run_pipeline
+
+    return run_pipeline(options)
+
+
+def check_checkpoint_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="check_checkpoint.py",
+                                     description="Show the progress of the current or last training run.")
+    parser.add_argument("--workdir", type=Path, help="work directory of the run (default: project folder)")
+    parser.add_argument("--watch", action="store_true", help="refresh every few seconds until Ctrl+C")
+    parser.add_argument("--json", action="store_true", help="print the state as JSON for scripts")
+    parser.add_argument("--interval", type=float, default=3.0, help="seconds between refreshes with --watch")
+    args = parser.parse_args(argv)
+    from trainer.status import show_status
+
+    return show_status(args.workdir, watch=args.watch, as_json=args.json, interval=args.interval)
+
+
+def reset_checkpoint_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="reset_checkpoint.py",
+                                     description="Delete training progress so the next run starts over.")
+    parser.add_argument("--workdir", type=Path, help="work directory of the run (default: project folder)")
+    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    parser.add_argument("--phase", choices=["training"],
+                        help="'training': keep prices and backtest, reset models and everything after")
+    parser.add_argument("--prices", action="store_true", help="also delete the shared price cache")
+    args = parser.parse_args(argv)
+    from trainer.reset import reset
+
+    return reset(args.workdir, assume_yes=args.yes, phase=args.phase, include_prices=args.prices)

@@ -1,0 +1,1 @@
+"""Pipeline phases in order: prices, market, backtest, training, evaluation, SHAP, gate, report."""

@@ -1,0 +1,104 @@
+"""Backtest phase: symbol by symbol, one SQLite transaction each, then the checkpoint.
+
+Workers (joblib, --jobs) only compute; this process alone writes the database and the
+checkpoint, in universe order, so a parallel run stores exactly what a serial run stores.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from dataclasses import dataclass
+
+import pandas as pd
+from joblib import Parallel, delayed
+
+from backend import store
+from backend.backtest import InsufficientHistory, SymbolBacktest, backtest_symbol
+from backend.market import MarketContext
+from trainer import console
+from trainer.checkpoint import now_iso
+from trainer.run_context import RunContext
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SymbolOutcome:
+    symbol: str
+    result: SymbolBacktest | None = None
+    skipped: str | None = None  # not enough history: permanent, not retried
+    failed: str | None = None  # unexpected error: retried on the next run
+    trace: str | None = None
+
+
+def compute_symbol(symbol: str, prices: pd.DataFrame, market: MarketContext, sector: str,
+                   min_history_days: int, label_settings: dict, shock_sigma: float) -> SymbolOutcome:
+    """Features and labels of one symbol; runs in a worker, touches no file."""
+    if len(prices) < min_history_days:
+        return SymbolOutcome(symbol, skipped=f"{symbol} has {len(prices)} clean trading days; at least "
+                                             f"{min_history_days} are needed (data.min_history_days)")
+    try:
+        result = backtest_symbol(symbol, prices, market, sector, shock_sigma=shock_sigma, **label_settings)
+    except InsufficientHistory as error:
+        return SymbolOutcome(symbol, skipped=str(error))
+    except Exception as error:  # noqa: BLE001 - recorded as a failed symbol with its traceback
+        return SymbolOutcome(symbol, failed=f"{type(error).__name__}: {error}", trace=traceback.format_exc())
+    return SymbolOutcome(symbol, result=result)
+
+
+def record_failure(context: RunContext, symbol: str, reason: str) -> None:
+    failures = context.state["backtest"]["failed_symbols"]
+    attempts = failures.get(symbol, {}).get("attempts", 0) + 1
+    failures[symbol] = {"reason": reason, "attempts": attempts}
+
+
+def run_backtest(context: RunContext, todo: list[str], prices: dict[str, pd.DataFrame],
+                 market: MarketContext) -> None:
+    """Backtest the given symbols (which all have prices), saving progress after each one."""
+    backtest = context.state["backtest"]
+    labels = context.config.labels
+    label_settings = {"horizon": labels.horizon, "barrier_k": labels.barrier_k,
+                      "vol_window": labels.vol_window, "stride": labels.stride}
+    jobs = min(context.config.run.jobs, max(1, len(todo)))
+    tasks = (delayed(compute_symbol)(symbol, prices[symbol], market, context.sector_of(symbol),
+                                     context.config.data.min_history_days, label_settings,
+                                     context.config.features.shock_sigma) for symbol in todo)
+    started = time.monotonic()
+    done_here = 0
+    with console.make_progress(console.get_console()) as progress:
+        task = progress.add_task("Backtest", total=len(todo))
+        outcomes = Parallel(n_jobs=jobs, return_as="generator")(tasks)
+        for position, symbol in enumerate(todo):
+            backtest["in_progress"] = symbol
+            context.checkpoint.save()
+            outcome = next(outcomes)
+            assert outcome.symbol == symbol
+            _store_outcome(context, outcome)
+            done_here += 1
+            backtest["seconds_per_symbol"] = round((time.monotonic() - started) / done_here, 4)
+            backtest["in_progress"] = None
+            context.checkpoint.save()
+            progress.update(task, completed=position + 1)
+
+
+def _store_outcome(context: RunContext, outcome: SymbolOutcome) -> None:
+    backtest = context.state["backtest"]
+    symbol = outcome.symbol
+    if outcome.result is not None:
+        rows = outcome.result.rows(context.run_id, completed_at=now_iso())
+        store.write_symbol(context.connection, context.run_id, symbol, rows)
+        # Only after the commit is the symbol done in the checkpoint.
+        backtest["completed_symbols"].append(symbol)
+        backtest["failed_symbols"].pop(symbol, None)
+        backtest["total_samples"] += len(rows["trades"])
+        log.info("backtest: %s done, %d samples", symbol, len(rows["trades"]))
+    elif outcome.skipped is not None:
+        backtest["skipped_symbols"][symbol] = outcome.skipped
+        log.info("backtest: %s skipped: %s", symbol, outcome.skipped)
+        console.warn(f"Skipped {outcome.skipped}")
+    else:
+        record_failure(context, symbol, outcome.failed or "unknown error")
+        log.error("backtest: %s failed: %s\n%s", symbol, outcome.failed, outcome.trace)
+        console.error(f"{symbol} failed: {outcome.failed} (traceback in the log; retried on the next run)")

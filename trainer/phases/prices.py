@@ -1,0 +1,125 @@
+"""Prices phase: fetch what the cache lacks, store it validated, load what the run needs.
+
+Each symbol's prices, quarantined rows and fetch outcome are written in one transaction, so a
+resumed run never downloads a symbol again and never sees half a symbol.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from backend import store
+from backend.prices.base import PRICE_COLUMNS, FetchResult
+from trainer import console
+from trainer.checkpoint import now_iso
+from trainer.run_context import RunContext
+
+log = logging.getLogger(__name__)
+
+PROXY_SYMBOL = "SPY"
+
+
+def pending_symbols(context: RunContext) -> list[str]:
+    """Universe symbols the backtest still has to do (not done, skipped or out of attempts)."""
+    backtest = context.state["backtest"]
+    done = set(backtest["completed_symbols"]) | set(backtest["skipped_symbols"])
+    exhausted = {symbol for symbol, failure in backtest["failed_symbols"].items()
+                 if failure["attempts"] >= context.config.run.max_attempts}
+    return [symbol for symbol in context.symbols if symbol not in done and symbol not in exhausted]
+
+
+def _cached(context: RunContext) -> dict[str, str]:
+    """symbol -> status for fetches of this source over the same requested range."""
+    data = context.config.data
+    rows = context.connection.execute(
+        "SELECT symbol, status FROM price_fetches WHERE source = ? AND requested_start IS ? "
+        "AND requested_end IS ?", (context.source.key, data.start, data.end))
+    return dict(rows.fetchall())
+
+
+def _store_result(context: RunContext, result: FetchResult) -> None:
+    data = context.config.data
+    source_key, symbol = context.source.key, result.symbol
+    with store.transaction(context.connection) as connection:
+        connection.execute("DELETE FROM price_data WHERE source = ? AND symbol = ?", (source_key, symbol))
+        connection.execute("DELETE FROM data_issues WHERE source = ? AND symbol = ?", (source_key, symbol))
+        store.write_rows(connection, "data_issues", [
+            {"source": source_key, "symbol": issue.symbol, "date": issue.date, "kind": issue.kind,
+             "detail": issue.detail} for issue in result.issues])
+        rows = 0
+        if result.prices is not None:
+            frame = result.prices.loc[:, list(PRICE_COLUMNS)]
+            records = frame.reset_index()
+            records["date"] = records["date"].dt.strftime("%Y-%m-%d")
+            records = records.astype(object).where(records.notna(), None)
+            values = [(source_key, symbol, *row, int(context.source.is_demo))
+                      for row in records.itertuples(index=False, name=None)]
+            connection.executemany(
+                f"INSERT INTO price_data (source, symbol, date, {', '.join(PRICE_COLUMNS)}, is_demo) "
+                f"VALUES (?, ?, ?, {', '.join('?' for _ in PRICE_COLUMNS)}, ?)", values)
+            rows = len(values)
+        store.write_rows(connection, "price_fetches", [{
+            "source": source_key, "symbol": symbol, "status": "failed" if result.error else "ok",
+            "detail": result.error, "rows": rows, "is_demo": int(context.source.is_demo),
+            "requested_start": data.start, "requested_end": data.end, "fetched_at": now_iso()}])
+
+
+def fetch_missing(context: RunContext, wanted: list[str]) -> None:
+    """Fetch every wanted symbol that has no cached outcome for this range (failures are retried)."""
+    cached = _cached(context)
+    to_fetch = [symbol for symbol in wanted if cached.get(symbol) != "ok"]
+    if not to_fetch:
+        console.info(f"Prices: all {len(wanted)} symbols already in the cache.")
+        return
+    log.info("prices: fetching %d symbols from %s", len(to_fetch), context.source.key)
+    with console.make_progress(console.get_console()) as progress:
+        task = progress.add_task("Prices", total=len(to_fetch))
+        for result in context.source.fetch(to_fetch, context.config.data.start, context.config.data.end):
+            _store_result(context, result)
+            if result.error:
+                log.warning("prices: %s failed: %s", result.symbol, result.error)
+                console.warn(f"{result.symbol}: {result.error}")
+            elif result.issues:
+                log.info("prices: %s: %d row(s) quarantined", result.symbol, len(result.issues))
+            progress.advance(task)
+
+
+def failed_fetches(context: RunContext) -> dict[str, str]:
+    """symbol -> reason for symbols whose last fetch for this range failed."""
+    data = context.config.data
+    rows = context.connection.execute(
+        "SELECT symbol, detail FROM price_fetches WHERE source = ? AND status = 'failed' "
+        "AND requested_start IS ? AND requested_end IS ?", (context.source.key, data.start, data.end))
+    return dict(rows.fetchall())
+
+
+def load_prices(context: RunContext, symbols: list[str]) -> dict[str, pd.DataFrame]:
+    """Cached prices for the given symbols (those with an 'ok' fetch), as PRICE_COLUMNS frames."""
+    if not symbols:
+        return {}
+    placeholders = ", ".join("?" for _ in symbols)
+    frame = pd.read_sql_query(
+        f"SELECT symbol, date, {', '.join(PRICE_COLUMNS)} FROM price_data "
+        f"WHERE source = ? AND symbol IN ({placeholders}) ORDER BY symbol, date",
+        context.connection, params=[context.source.key, *symbols])
+    frame["date"] = pd.to_datetime(frame["date"])
+    frame[list(PRICE_COLUMNS)] = frame[list(PRICE_COLUMNS)].astype(np.float64)
+    return {str(symbol): group.drop(columns="symbol").set_index("date")
+            for symbol, group in frame.groupby("symbol", sort=False)}
+
+
+def proxy_prices(context: RunContext) -> pd.DataFrame | None:
+    """SPY when the source has it (fetched like any symbol, not traded), else None."""
+    if context.source.is_demo:
+        return None
+    if context.config.data.source == "csv" and PROXY_SYMBOL not in context.source.list_symbols():
+        return None
+    if PROXY_SYMBOL not in context.symbols:
+        fetch_missing(context, [PROXY_SYMBOL])
+    proxy = load_prices(context, [PROXY_SYMBOL]).get(PROXY_SYMBOL)
+    if proxy is None:
+        console.warn(f"{PROXY_SYMBOL} is not available; the market proxy is the equal-weight index instead.")
+    return proxy

@@ -1,0 +1,176 @@
+"""One run from start (or resume) to verdict: phases in order, each checkpointed.
+
+Ctrl+C and SIGTERM raise KeyboardInterrupt wherever the program is. That is safe because every
+unit of work is atomic: a symbol is one transaction, a model is one artifact written with
+os.replace, and the checkpoint is written atomically after each. Whatever was cut short is
+simply redone on the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from backend.store import StoreError
+from backend.universe import UniverseError
+from trainer import console, exit_codes
+from trainer.cli import RunOptions
+from trainer.config import ConfigError
+from trainer.keep_awake import keep_awake
+from trainer.logging_setup import setup_logging
+from trainer.paths import WorkPaths
+from trainer.phases import backtest, market, prices
+from trainer.reset import clear_training
+from trainer.run_context import ConfigMismatch, RunContext, open_run
+from trainer.run_lock import AlreadyRunning, RunLock
+
+log = logging.getLogger(__name__)
+
+
+class DataError(RuntimeError):
+    """No usable data for the run; the message names the symbols or files and what to do."""
+
+
+def _raise_interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def install_stop_handlers() -> None:
+    """SIGTERM (and SIGBREAK on Windows, e.g. a closed console) behave like Ctrl+C."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    if hasattr(signal, "SIGBREAK"):
+        signal.signal(signal.SIGBREAK, _raise_interrupt)
+
+
+def resume_command() -> str:
+    arguments = " ".join(sys.argv[1:])
+    return f"python run_training.py {arguments}".strip()
+
+
+def run_pipeline(options: RunOptions) -> int:
+    paths = WorkPaths.at(options.workdir)
+    log_path = setup_logging(paths.logs)
+    install_stop_handlers()
+    log.info("=== run_training.py %s", " ".join(sys.argv[1:]))
+    try:
+        with RunLock(paths.checkpoints):
+            return _run_locked(options, log_path)
+    except AlreadyRunning as error:
+        console.error(str(error))
+        return exit_codes.ALREADY_RUNNING
+
+
+def _run_locked(options: RunOptions, log_path: Path) -> int:
+    try:
+        context = open_run(options)
+    except ConfigMismatch as error:
+        console.error(str(error))
+        return exit_codes.CONFIG_ERROR
+    except (ConfigError, UniverseError) as error:
+        log.error("configuration error: %s", error)
+        console.error(str(error))
+        return exit_codes.CONFIG_ERROR
+    except StoreError as error:
+        log.error("database error: %s", error)
+        console.error(str(error))
+        return exit_codes.DATA_ERROR
+    except KeyboardInterrupt:
+        console.warn("Stopped before any work started; nothing changed.")
+        return exit_codes.INTERRUPTED
+    try:
+        with keep_awake(not context.config.run.allow_sleep):
+            execute(context)
+    except KeyboardInterrupt:
+        log.warning("interrupted during phase %s", context.state["current_phase"])
+        context.checkpoint.save()
+        console.warn(f"Stopped. Progress is saved ({progress_line(context)}).")
+        console.info(f"Run the same command again to resume: {resume_command()}")
+        return exit_codes.INTERRUPTED
+    except DataError as error:
+        log.error("data error: %s", error)
+        console.error(str(error))
+        return exit_codes.DATA_ERROR
+    except Exception as error:
+        log.exception("unexpected error in phase %s", context.state["current_phase"])
+        console.error(f"Unexpected error in phase '{context.state['current_phase']}': "
+                      f"{type(error).__name__}: {error}")
+        console.info(f"The full traceback is in {log_path}. Progress up to the last finished symbol "
+                     "or model is saved; fix the cause and run again to resume.")
+        return exit_codes.UNEXPECTED_ERROR
+    finally:
+        context.connection.close()
+    return exit_codes.COMPLETE
+
+
+def progress_line(context: RunContext) -> str:
+    backtest_state = context.state["backtest"]
+    training = context.state["training"]
+    return (f"{len(backtest_state['completed_symbols'])}/{backtest_state['symbols_total']} symbols, "
+            f"{len(training['base_models_trained'])}/{training['models_total']} models")
+
+
+def execute(context: RunContext) -> None:
+    state = context.state
+    kind = "Resuming" if state["backtest"]["completed_symbols"] or context.phase_done("prices") else "Starting"
+    console.info(f"{kind} run {context.run_id} ({context.source.key}, {len(context.universe)} symbols, "
+                 f"phase: {state['current_phase']}).")
+    for notice in context.notices:
+        console.warn(notice)
+    if context.phase_done("backtest"):
+        retry_failed_symbols(context)
+    for phase, action in phase_actions():
+        if context.phase_done(phase):
+            continue
+        started = time.monotonic()
+        log.info("phase %s: start", phase)
+        action(context)
+        log.info("phase %s: end (%.1f s)", phase, time.monotonic() - started)
+
+
+def phase_actions() -> list[tuple[str, Callable[[RunContext], None]]]:
+    return [("backtest", run_data_phases)]
+
+
+def retry_failed_symbols(context: RunContext) -> None:
+    """After the backtest closed: failed symbols with attempts left get another try; if any now
+    succeeds the dataset changed, so the models are retrained from it."""
+    retryable = prices.pending_symbols(context)
+    if not retryable:
+        return
+    console.info(f"Retrying {len(retryable)} symbol(s) that failed before: {', '.join(retryable)}.")
+    completed_before = len(context.state["backtest"]["completed_symbols"])
+    run_data_phases(context)
+    if len(context.state["backtest"]["completed_symbols"]) > completed_before:
+        console.info("New symbols were added to the backtest; the models will be retrained.")
+        clear_training(context.connection, context.state, context.paths.artifacts(context.run_id))
+        context.checkpoint.save()
+
+
+def run_data_phases(context: RunContext) -> None:
+    """prices -> market -> backtest for every symbol still to do."""
+    pending = prices.pending_symbols(context)
+    wanted = context.symbols if not context.phase_done("market") else pending
+    prices.fetch_missing(context, wanted)
+    loaded = prices.load_prices(context, wanted)
+    failures = prices.failed_fetches(context)
+    for symbol in pending:
+        if symbol not in loaded:
+            backtest.record_failure(context, symbol, failures.get(symbol, "no prices"))
+    context.advance("prices")
+    if not loaded and not context.state["backtest"]["completed_symbols"]:
+        listed = "; ".join(f"{symbol}: {reason}" for symbol, reason in list(failures.items())[:5])
+        raise DataError(f"None of the {len(wanted)} symbols has usable prices ({listed}). Check the "
+                        "price folder or the internet connection, then run again.")
+    proxy = None if context.phase_done("market") else prices.proxy_prices(context)
+    market_context = market.ensure_market(context, loaded, proxy)
+    todo = [symbol for symbol in pending if symbol in loaded]
+    if todo:
+        backtest.run_backtest(context, todo, loaded, market_context)
+    if not context.state["backtest"]["completed_symbols"]:
+        raise DataError("No symbol could be backtested (see the reasons above); there is nothing to "
+                        "train on.")
+    context.advance("backtest")

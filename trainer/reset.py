@@ -1,0 +1,133 @@
+"""reset_checkpoint.py: delete progress so the next run starts over (or retrains only).
+
+It lists exactly what it will delete and asks first. The shared price cache is kept unless
+--prices (re-downloading 82 symbols is slow and rate-limited); promoted production models,
+reports and logs are always kept.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from backend import store
+from trainer import console
+from trainer.checkpoint import CheckpointManager
+from trainer.paths import WorkPaths
+from trainer.run_lock import is_running
+
+TRAINING_PHASES_RESET_TO = "dataset"
+
+
+def clear_training(connection: sqlite3.Connection, state: dict[str, Any], artifacts: Path) -> None:
+    """Forget models and everything after them for the checkpoint's run; keep the backtest."""
+    run_id = state["run_id"]
+    with store.transaction(connection):
+        for table in store.TRAINING_TABLES:
+            if table != "model_promotion_history":  # decisions stay as history
+                connection.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+        connection.execute("DELETE FROM run_facts WHERE run_id = ? AND key NOT IN "
+                           "('proxy', 'failed_symbols', 'skipped_symbols')", (run_id,))
+    if artifacts.exists():
+        shutil.rmtree(artifacts)
+    training = state["training"]
+    training.update(base_models_trained=[], in_progress=None, model_seconds={}, meta_learner_trained=False)
+    state["evaluation"] = {"completed": False, "results": {}}
+    state["shap"] = {"completed": False}
+    state["promotion"] = {"decided": False, "decision": None}
+    state["report"] = {"path": None}
+    state["current_phase"] = TRAINING_PHASES_RESET_TO
+
+
+def _row_counts(connection: sqlite3.Connection, tables: tuple[str, ...]) -> dict[str, int]:
+    return {table: connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] for table in tables}
+
+
+def reset(workdir: Path | None, *, assume_yes: bool, phase: str | None, include_prices: bool) -> int:
+    paths = WorkPaths.at(workdir)
+    if is_running(paths.checkpoints):
+        console.error("A training run is active in this folder. Stop it first (Ctrl+C in its window), "
+                      "then reset.")
+        return 1
+    manager = CheckpointManager(paths.checkpoints)
+    outcome = manager.load()
+    connection = store.connect(paths.database) if paths.database.exists() else None
+    try:
+        plan = _plan(paths, manager, outcome.state, connection, phase, include_prices)
+        if not plan:
+            console.info("Nothing to reset: no checkpoint and no saved run data.")
+            return 0
+        console.info("This will delete:")
+        for line in plan:
+            console.info(f"  {console.glyph('bullet')} {line}")
+        console.info("Kept: promoted models in models/, reports/, logs/"
+                     + ("" if include_prices else ", and the price cache (add --prices to delete it)") + ".")
+        if not assume_yes and not _confirm():
+            console.info("Nothing was deleted.")
+            return 0
+        _apply(paths, manager, outcome.state, connection, phase, include_prices)
+    finally:
+        if connection is not None:
+            connection.close()
+    console.info("Done. The next 'python run_training.py' starts "
+                 + ("training again from the saved backtest." if phase == "training" else "from the beginning."))
+    return 0
+
+
+def _confirm() -> bool:
+    try:
+        answer = input("Continue? [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _plan(paths: WorkPaths, manager: CheckpointManager, state: dict[str, Any] | None,
+          connection: sqlite3.Connection | None, phase: str | None, include_prices: bool) -> list[str]:
+    lines = []
+    if phase == "training":
+        if state is None:
+            return []
+        lines.append(f"models, evaluation, SHAP and gate results of run {state['run_id']} "
+                     f"(and {paths.artifacts(state['run_id'])}); the backtest is kept")
+    else:
+        files = [p for p in (manager.path, manager.backup_path) if p.exists()]
+        lines += [str(p) for p in files]
+        lines += [str(p) for p in sorted(paths.checkpoints.glob("*")) if p.is_dir()]
+        if connection is not None:
+            counts = _row_counts(connection, store.RUN_TABLES)
+            rows = sum(count for table, count in counts.items() if table != "model_promotion_history")
+            if rows:
+                lines.append(f"{rows:,} rows of run data in {paths.database} (backtest, features, models)")
+    if include_prices and connection is not None:
+        counts = _row_counts(connection, store.PRICE_TABLES)
+        if sum(counts.values()):
+            lines.append(f"the price cache: {counts['price_data']:,} price rows, "
+                         f"{counts['data_issues']:,} quarantined-row records")
+    return lines
+
+
+def _apply(paths: WorkPaths, manager: CheckpointManager, state: dict[str, Any] | None,
+           connection: sqlite3.Connection | None, phase: str | None, include_prices: bool) -> None:
+    if phase == "training":
+        assert state is not None and connection is not None
+        clear_training(connection, state, paths.artifacts(state["run_id"]))
+        manager.start(state)
+    else:
+        manager.delete()
+        for folder in paths.checkpoints.glob("*"):
+            if folder.is_dir():
+                shutil.rmtree(folder)
+        if connection is not None:
+            with store.transaction(connection):
+                for table in store.RUN_TABLES:
+                    if table != "model_promotion_history":
+                        connection.execute(f"DELETE FROM {table}")
+    if include_prices and connection is not None:
+        with store.transaction(connection):
+            for table in store.PRICE_TABLES:
+                connection.execute(f"DELETE FROM {table}")
+    if connection is not None:
+        connection.execute("VACUUM")

@@ -1,0 +1,194 @@
+"""Everything a run needs, resolved once: config, universe, source, database and checkpoint.
+
+This is where a resume is made safe: the checkpoint is loaded (or recovered from .bak, or
+rebuilt from the database), its config is compared with this run's, and the database and the
+checkpoint are reconciled before any work starts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from backend import store
+from backend.prices.base import PriceSource
+from backend.prices.factory import make_source
+from backend.universe import UniverseEntry, UniverseError, folder_universe, load_universe
+from trainer.checkpoint import PHASES, CheckpointManager, new_state, now_iso
+from trainer.cli import RunOptions
+from trainer.config import Config, ConfigError, describe_differences, load_config
+from trainer.paths import WorkPaths
+
+log = logging.getLogger(__name__)
+
+
+class ConfigMismatch(ConfigError):
+    """The checkpoint belongs to a run with other settings; nothing was touched."""
+
+
+@dataclass
+class RunContext:
+    paths: WorkPaths
+    config: Config
+    options: RunOptions
+    universe: list[UniverseEntry]
+    source: PriceSource
+    connection: sqlite3.Connection
+    checkpoint: CheckpointManager
+    notices: list[str] = field(default_factory=list)  # what the start-up did (recovery, reconcile)
+
+    @property
+    def state(self) -> dict:
+        assert self.checkpoint.state is not None
+        return self.checkpoint.state
+
+    @property
+    def run_id(self) -> str:
+        return self.state["run_id"]
+
+    @property
+    def symbols(self) -> list[str]:
+        return [entry.symbol for entry in self.universe]
+
+    def sector_of(self, symbol: str) -> str:
+        return next(entry.sector for entry in self.universe if entry.symbol == symbol)
+
+    def phase_done(self, phase: str) -> bool:
+        return PHASES.index(self.state["current_phase"]) > PHASES.index(phase)
+
+    def advance(self, finished_phase: str) -> None:
+        """Mark a phase finished (idempotent) and save the checkpoint."""
+        following = PHASES[PHASES.index(finished_phase) + 1]
+        if PHASES.index(self.state["current_phase"]) < PHASES.index(following):
+            self.state["current_phase"] = following
+        self.checkpoint.save()
+
+
+def resolve_universe(options: RunOptions, config: Config, source: PriceSource,
+                     paths: WorkPaths) -> list[UniverseEntry]:
+    """--universe, else the source's own (demo market, CSV folder), else data/universe.csv."""
+    if options.universe is not None:
+        entries = load_universe(options.universe)
+    elif config.data.source == "demo":
+        entries = source.universe()
+    elif config.data.source == "csv":
+        entries = folder_universe(source.list_symbols())
+        if not entries:
+            raise UniverseError(f"No price files (SYM.csv or SYM.csv.gz) found in {options.prices_dir}. "
+                                "Point --prices-dir at the folder that holds them.")
+    else:
+        entries = load_universe(paths.default_universe)
+    if config.data.max_symbols is not None:
+        entries = entries[: config.data.max_symbols]
+    return entries
+
+
+def open_run(options: RunOptions) -> RunContext:
+    """Resolve the run; raises ConfigError / ConfigMismatch / UniverseError before touching data."""
+    paths = WorkPaths.at(options.workdir)
+    config = load_config(options.config_path, options.overrides())
+    try:
+        source = make_source(config.data.source, prices_dir=options.prices_dir,
+                             max_daily_move=config.data.max_daily_move, demo_seed=config.data.demo_seed)
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+    universe = resolve_universe(options, config, source, paths)
+    symbols = [entry.symbol for entry in universe]
+    identity = config.identity(symbols)
+    config_hash = config.hash(symbols)
+
+    checkpoint = CheckpointManager(paths.checkpoints)
+    outcome = checkpoint.load()
+    notices: list[str] = []
+    if outcome.state is not None and outcome.state["config_hash"] != config_hash:
+        raise ConfigMismatch(_mismatch_message(outcome.state, identity))
+    connection = store.connect(paths.database)
+    context = RunContext(paths, config, options, universe, source, connection, checkpoint, notices)
+    if outcome.recovered_from == "backup":
+        notices.append(f"The checkpoint was unusable ({outcome.problem}); recovered it from "
+                       f"{checkpoint.backup_path.name}.")
+    if outcome.state is None:
+        _start_or_rebuild(context, config_hash, identity, outcome.problem)
+    _register_run(context, config_hash)
+    reconcile(context)
+    return context
+
+
+def _mismatch_message(state: dict, identity: dict) -> str:
+    changes = describe_differences(state.get("config", {}), identity)
+    lines = [f"The saved progress (run {state['run_id']}) was made with different settings, so it "
+             "cannot be resumed with these:"]
+    lines += [f"  - {change}" for change in changes] or ["  - (settings differ)"]
+    lines += ["Nothing was changed. Either:",
+              "  1. start over with these settings:  python reset_checkpoint.py",
+              "  2. or resume the saved run by running again with its old settings (listed left of "
+              "each arrow above)."]
+    return "\n".join(lines)
+
+
+def _start_or_rebuild(context: RunContext, config_hash: str, identity: dict, problem: str | None) -> None:
+    """No usable checkpoint: rebuild from the database if it holds this config's run, else start."""
+    row = context.connection.execute(
+        "SELECT run_id, is_demo FROM training_runs WHERE config_hash = ? ORDER BY created_at DESC LIMIT 1",
+        (config_hash,)).fetchone()
+    total = len(context.universe)
+    models_total = len(context.config.training.models)
+    if row is not None and problem is not None:
+        state = new_state(row[0], config_hash, identity, total, models_total, bool(row[1]))
+        state["created_at"] = now_iso()
+        context.checkpoint.start(state)
+        context.notices.append(f"The checkpoint and its backup were unusable ({problem}); rebuilt "
+                               f"progress from the database (run {row[0]}). Finished symbols are kept; "
+                               "models will be retrained.")
+        return
+    if problem is not None:
+        context.notices.append(f"The checkpoint was unusable ({problem}) and the database holds no run "
+                               "with these settings; starting a new run.")
+    run_id = f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{config_hash[:8]}"
+    context.checkpoint.start(new_state(run_id, config_hash, identity, total, models_total,
+                                       context.source.is_demo))
+
+
+def _register_run(context: RunContext, config_hash: str) -> None:
+    with store.transaction(context.connection):
+        context.connection.execute(
+            "INSERT OR IGNORE INTO training_runs (run_id, config_hash, config_json, source, is_demo, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (context.run_id, config_hash, json.dumps(context.config.to_dict(), default=str),
+             context.source.key, int(context.source.is_demo), context.state["created_at"]))
+        store.write_rows(context.connection, "symbols", [
+            {"symbol": e.symbol, "name": e.name, "sector": e.sector, "cap": e.cap} for e in context.universe])
+
+
+def reconcile(context: RunContext) -> None:
+    """Make the checkpoint agree with what the database committed (the database wins for data)."""
+    backtest = context.state["backtest"]
+    committed = store.committed_symbols(context.connection, context.run_id)
+    listed = set(backtest["completed_symbols"])
+    missing_from_json = sorted(committed - listed)
+    missing_from_db = sorted(listed - committed)
+    if missing_from_json:
+        backtest["completed_symbols"] += missing_from_json
+        for symbol in missing_from_json:
+            backtest["failed_symbols"].pop(symbol, None)
+        context.notices.append(f"{len(missing_from_json)} symbol(s) were committed to the database but "
+                               f"not yet recorded in the checkpoint ({', '.join(missing_from_json)}); "
+                               "marked done, not recomputed.")
+    if missing_from_db:
+        backtest["completed_symbols"] = [s for s in backtest["completed_symbols"] if s in committed]
+        context.notices.append(f"{len(missing_from_db)} symbol(s) recorded as done are not in the database "
+                               f"({', '.join(missing_from_db)}); they will be redone.")
+        if context.phase_done("backtest"):
+            context.state["current_phase"] = "backtest"
+    if backtest.get("in_progress"):
+        context.notices.append(f"The previous run stopped while working on {backtest['in_progress']}; "
+                               "it is redone from scratch.")
+        backtest["in_progress"] = None
+    backtest["total_samples"] = context.connection.execute(
+        "SELECT COUNT(*) FROM trades WHERE run_id = ?", (context.run_id,)).fetchone()[0]
+    context.checkpoint.save()
+    for notice in context.notices:
+        log.info(notice)

@@ -1,0 +1,74 @@
+"""One training process per work directory, and a way for other commands to see it running.
+
+An OS file lock (fcntl on POSIX, msvcrt on Windows) is released by the operating system when
+the process dies, even by SIGKILL or a power cut, so a stale lock can never block the user.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import TracebackType
+
+LOCK_NAME = ".run.lock"
+
+
+class AlreadyRunning(RuntimeError):
+    """Another run_training.py holds the lock of this work directory."""
+
+
+def _try_lock(handle) -> bool:
+    if os.name == "nt":
+        import msvcrt
+
+        try:
+            handle.seek(0)
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+class RunLock:
+    """Context manager held for the whole run; raises AlreadyRunning if another run holds it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = Path(folder) / LOCK_NAME
+        self._handle = None
+
+    def __enter__(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+", encoding="utf-8")
+        if not _try_lock(handle):
+            handle.close()
+            raise AlreadyRunning(f"Another training run is already working in {self.path.parent.parent} "
+                                 "(it holds checkpoints/.run.lock). Watch it with "
+                                 "'python check_checkpoint.py' or stop it before starting another.")
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        if self._handle is not None:
+            self._handle.close()  # closing releases the lock on both platforms
+            self._handle = None
+
+
+def is_running(folder: Path) -> bool:
+    """True while some process holds the run lock of this checkpoints folder."""
+    path = Path(folder) / LOCK_NAME
+    if not path.exists():
+        return False
+    with open(path, "a+", encoding="utf-8") as handle:
+        return not _try_lock(handle)

@@ -1,0 +1,135 @@
+"""check_checkpoint.py: what the current or last run has done, is doing and has left.
+
+Reads only the JSON checkpoint (never the database), so it answers in well under a second even
+while a run is writing, and it cannot disturb that run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from trainer import console
+from trainer.checkpoint import CheckpointError, CheckpointManager, read_checkpoint
+from trainer.paths import WorkPaths
+from trainer.run_lock import is_running
+
+
+def load_for_reading(manager: CheckpointManager, attempts: int = 5) -> dict[str, Any] | None:
+    """The checkpoint, or its backup when the main file is mid-replace or damaged."""
+    for _ in range(attempts):
+        try:
+            return read_checkpoint(manager.path)
+        except FileNotFoundError:
+            break
+        except (CheckpointError, PermissionError):
+            time.sleep(0.05)
+    try:
+        return read_checkpoint(manager.backup_path)
+    except (FileNotFoundError, CheckpointError):
+        return None
+
+
+def summarise(state: dict[str, Any], running: bool) -> dict[str, Any]:
+    """Derived figures: counts, remaining work, elapsed and ETA from the measured pace."""
+    backtest, training = state["backtest"], state["training"]
+    done = len(backtest["completed_symbols"])
+    failed = backtest["failed_symbols"]
+    skipped = backtest["skipped_symbols"]
+    remaining = max(0, backtest["symbols_total"] - done - len(skipped) - len(failed))
+    if backtest.get("in_progress") in failed:
+        remaining += 1
+    model_times = list(training["model_seconds"].values())
+    models_left = training["models_total"] - len(training["base_models_trained"])
+    eta = None
+    pace = backtest.get("seconds_per_symbol")
+    if pace is not None or model_times:
+        backtest_left = remaining * (pace or 0.0) if state["current_phase"] in ("prices", "market", "backtest") else 0
+        model_pace = sum(model_times) / len(model_times) if model_times else None
+        training_left = models_left * model_pace if model_pace is not None else None
+        if training_left is not None or models_left == 0:
+            eta = round(backtest_left + (training_left or 0.0), 1)
+    updated = datetime.fromisoformat(state["last_update"])
+    return {
+        "running": running,
+        "phase": state["current_phase"],
+        "symbols_done": done,
+        "symbols_failed": len(failed),
+        "symbols_skipped": len(skipped),
+        "symbols_remaining": remaining,
+        "symbols_total": backtest["symbols_total"],
+        "samples": backtest["total_samples"],
+        "models_done": len(training["base_models_trained"]),
+        "models_total": training["models_total"],
+        "elapsed_seconds": state.get("active_seconds", 0.0),
+        "eta_seconds": eta if state["current_phase"] != "complete" else 0.0,
+        "seconds_since_update": round((datetime.now(UTC) - updated).total_seconds(), 1),
+    }
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown yet"
+    seconds = int(round(seconds))
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
+
+
+def render(state: dict[str, Any], summary: dict[str, Any]) -> None:
+    backtest, training = state["backtest"], state["training"]
+    activity = "running" if summary["running"] else "not running"
+    demo = "  [DEMO DATA]" if state.get("is_demo") else ""
+    console.info(f"Run {state['run_id']}{demo} - {activity}, phase: {summary['phase']} "
+                 f"(last update {summary['seconds_since_update']:.0f} s ago)")
+    in_progress = f", now: {backtest['in_progress']}" if backtest.get("in_progress") else ""
+    rows = [
+        ("Symbols", f"{summary['symbols_done']} done, {summary['symbols_failed']} failed, "
+                    f"{summary['symbols_skipped']} skipped, {summary['symbols_remaining']} remaining "
+                    f"of {summary['symbols_total']}{in_progress}"),
+        ("Samples", f"{summary['samples']:,}"),
+        ("Base models", f"{summary['models_done']}/{summary['models_total']} trained"
+                        + (f" ({', '.join(training['base_models_trained'])})" if training['base_models_trained'] else "")
+                        + (f", now: {training['in_progress']}" if training.get("in_progress") else "")),
+        ("Meta-learner", "trained" if training["meta_learner_trained"] else "not yet"),
+        ("Evaluation", "done" if state["evaluation"]["completed"] else "not yet"),
+        ("SHAP", "done" if state.get("shap", {}).get("completed") else "not yet"),
+        ("Promotion", state["promotion"].get("decision") or "not decided yet"),
+        ("Elapsed", _duration(summary["elapsed_seconds"])),
+        ("ETA", "finished" if summary["phase"] == "complete" else _duration(summary["eta_seconds"])),
+    ]
+    if state.get("report", {}).get("path"):
+        rows.append(("Report", state["report"]["path"]))
+    console.print_table("Training progress", ["Item", "Status"], rows)
+    for symbol, failure in backtest["failed_symbols"].items():
+        console.warn(f"{symbol} failed (attempt {failure['attempts']}): {failure['reason']}")
+    for symbol, reason in backtest["skipped_symbols"].items():
+        console.info(f"{symbol} skipped: {reason}")
+
+
+def show_status(workdir: Path | None, *, watch: bool, as_json: bool, interval: float) -> int:
+    paths = WorkPaths.at(workdir)
+    manager = CheckpointManager(paths.checkpoints)
+    try:
+        while True:
+            state = load_for_reading(manager)
+            if state is None:
+                message = (f"No checkpoint in {paths.checkpoints}: no run has started yet. "
+                           "Start one with: python run_training.py --demo")
+                print(json.dumps({"checkpoint": None, "message": message}) if as_json else message)
+            else:
+                summary = summarise(state, is_running(paths.checkpoints))
+                if as_json:
+                    print(json.dumps({"checkpoint": state, "summary": summary}, indent=2))
+                else:
+                    render(state, summary)
+            if not watch:
+                return 0
+            time.sleep(interval)
+            if not as_json:
+                console.get_console().clear()
+    except KeyboardInterrupt:
+        return 0
