@@ -8,6 +8,7 @@ simply redone on the next run.
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sys
@@ -15,15 +16,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from backend.store import StoreError
 from backend.universe import UniverseError
+
+from backend import store
+from backend.store import StoreError
 from trainer import console, exit_codes
 from trainer.cli import RunOptions
 from trainer.config import ConfigError
 from trainer.keep_awake import keep_awake
 from trainer.logging_setup import setup_logging
 from trainer.paths import WorkPaths
-from trainer.phases import backtest, market, prices
+from trainer.phases import backtest, decision, evaluation, explain, market, prices, reporting, training
 from trainer.reset import clear_training
 from trainer.run_context import ConfigMismatch, RunContext, open_run
 from trainer.run_lock import AlreadyRunning, RunLock
@@ -128,11 +131,26 @@ def execute(context: RunContext) -> None:
         started = time.monotonic()
         log.info("phase %s: start", phase)
         action(context)
-        log.info("phase %s: end (%.1f s)", phase, time.monotonic() - started)
+        seconds = round(time.monotonic() - started, 2)
+        context.state.setdefault("phase_seconds", {})[phase] = seconds
+        store.put_fact(context.connection, context.run_id, "phase_seconds",
+                       json.dumps(context.state["phase_seconds"]))
+        log.info("phase %s: end (%.1f s)", phase, seconds)
+    reporting.show_verdict(context)
 
 
 def phase_actions() -> list[tuple[str, Callable[[RunContext], None]]]:
-    return [("backtest", run_data_phases)]
+    """Each phase and what does it; a finished phase is skipped on resume."""
+    return [
+        ("backtest", run_data_phases),
+        ("dataset", training.run_dataset_phase),
+        ("training", training.run_base_models_phase),
+        ("meta_learner", training.run_meta_learner_phase),
+        ("evaluation", evaluation.run_evaluation_phase),
+        ("shap", explain.run_shap_phase),
+        ("promotion", decision.run_promotion_phase),
+        ("report", reporting.run_report_phase),
+    ]
 
 
 def retry_failed_symbols(context: RunContext) -> None:

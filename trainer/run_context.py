@@ -13,10 +13,11 @@ import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from backend import store
-from backend.prices.base import PriceSource
 from backend.prices.factory import make_source
 from backend.universe import UniverseEntry, UniverseError, folder_universe, load_universe
+
+from backend import store
+from backend.prices.base import PriceSource
 from trainer.checkpoint import PHASES, CheckpointManager, new_state, now_iso
 from trainer.cli import RunOptions
 from trainer.config import Config, ConfigError, describe_differences, load_config

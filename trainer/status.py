@@ -86,14 +86,16 @@ def render(state: dict[str, Any], summary: dict[str, Any]) -> None:
     console.info(f"Run {state['run_id']}{demo} - {activity}, phase: {summary['phase']} "
                  f"(last update {summary['seconds_since_update']:.0f} s ago)")
     in_progress = f", now: {backtest['in_progress']}" if backtest.get("in_progress") else ""
+    trained = training["base_models_trained"]
+    model_line = (f"{summary['models_done']}/{summary['models_total']} trained"
+                  + (f" ({', '.join(trained)})" if trained else "")
+                  + (f", now: {training['in_progress']}" if training.get("in_progress") else ""))
     rows = [
         ("Symbols", f"{summary['symbols_done']} done, {summary['symbols_failed']} failed, "
                     f"{summary['symbols_skipped']} skipped, {summary['symbols_remaining']} remaining "
                     f"of {summary['symbols_total']}{in_progress}"),
         ("Samples", f"{summary['samples']:,}"),
-        ("Base models", f"{summary['models_done']}/{summary['models_total']} trained"
-                        + (f" ({', '.join(training['base_models_trained'])})" if training['base_models_trained'] else "")
-                        + (f", now: {training['in_progress']}" if training.get("in_progress") else "")),
+        ("Base models", model_line),
         ("Meta-learner", "trained" if training["meta_learner_trained"] else "not yet"),
         ("Evaluation", "done" if state["evaluation"]["completed"] else "not yet"),
         ("SHAP", "done" if state.get("shap", {}).get("completed") else "not yet"),

@@ -10,7 +10,13 @@ import numpy as np
 from backend import store
 from trainer import console
 from trainer.metrics import class_prior_baseline, segment_metrics, suspicious_metrics
-from trainer.phases.training import META_LEARNER, TrainingData, load_artifact, prepare_data, store_model_results
+from trainer.phases.training import (
+    META_LEARNER,
+    TrainingData,
+    load_artifact,
+    prepare_data,
+    store_model_results,
+)
 from trainer.run_context import RunContext
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,49 @@
+"""Promotion phase: the gate decides; a promoted ensemble goes to models/production/.
+
+Idempotent on resume: if a crash came after the copy but before the checkpoint, the production
+manifest already names this run and the copy is not made twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from backend.store import get_fact
+from trainer import console
+from trainer.gate import decide_from_db, record_decision
+from trainer.promotion import current_production, promote
+from trainer.run_context import RunContext
+
+log = logging.getLogger(__name__)
+
+
+def run_promotion_phase(context: RunContext) -> None:
+    config = context.config
+    decision = decide_from_db(context.connection, context.run_id, config.gate, config.labels.horizon,
+                              seed=config.seed)
+    production_path = None
+    if decision.promoted:
+        production = context.paths.production
+        if (current_production(production) or {}).get("run_id") != context.run_id:
+            split = json.loads(get_fact(context.connection, context.run_id, "split") or "{}")
+            manifest = {
+                "feature_names": split.get("kept_features", []),
+                "base_models": list(config.training.models),
+                "config": config.to_dict(),
+                "metrics": context.state["evaluation"]["results"],
+                "data_span": {"train": split.get("train"), "holdout": split.get("holdout")},
+                "is_demo": context.source.is_demo,
+                "source": context.source.key,
+            }
+            promote(context.run_id, context.paths.artifacts(context.run_id), production, manifest)
+        production_path = production
+    record_decision(context.connection, context.run_id, decision, production_path)
+    for criterion in decision.criteria:
+        mark = console.glyph("check") if criterion.passed else console.glyph("cross")
+        (console.info if criterion.passed else console.warn)(f"{mark} {criterion.name}: {criterion.message}")
+    verdict = "promoted" if decision.promoted else "rejected"
+    log.info("gate: %s (%s)", verdict, decision.summary)
+    context.state["promotion"] = {"decided": True, "decision": verdict, "summary": decision.summary,
+                                  "production_path": None if production_path is None else str(production_path)}
+    context.advance("promotion")
