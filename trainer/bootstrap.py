@@ -11,8 +11,8 @@ import hashlib
 import os
 import subprocess
 import sys
-import tomllib
 import venv
+from collections.abc import Callable
 from pathlib import Path
 
 MINIMUM_PYTHON = (3, 11)
@@ -34,6 +34,10 @@ def python_version_problem(version: tuple[int, ...] = tuple(sys.version_info[:3]
 
 def declared_requirements(pyproject: Path, with_dev: bool) -> list[str]:
     """The dependency list of pyproject.toml (plus the dev extras for running the tests)."""
+    # Imported here, not at the top: tomllib is new in 3.11, and `--check-python` must run on an
+    # older Python to tell the user how to upgrade instead of dying with ModuleNotFoundError.
+    import tomllib
+
     project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
     requirements = list(project["dependencies"])
     if with_dev:
@@ -53,35 +57,79 @@ def venv_python(venv_dir: Path) -> Path:
     return venv_dir / "bin" / "python"
 
 
-def needs_install(venv_dir: Path, stamp: str) -> bool:
-    """True when the environment is missing or was built for other requirements."""
-    stamp_file = venv_dir / STAMP_NAME
-    if not venv_python(venv_dir).exists() or not stamp_file.exists():
+def install_stamps(pyproject: Path, with_dev: bool) -> list[str]:
+    """The stamps an install satisfies, the requested one last.
+
+    A dev install also covers the plain requirements, so `make demo` after `make test` does not
+    reinstall (and does not need the network) just because the two lists differ.
+    """
+    stamps = [requirements_stamp(declared_requirements(pyproject, with_dev=False))]
+    if with_dev:
+        stamps.append(requirements_stamp(declared_requirements(pyproject, with_dev=True)))
+    return stamps
+
+
+def venv_is_broken(venv_dir: Path) -> bool:
+    """True when the venv cannot start: missing, or the Python it was made from is gone.
+
+    Uninstalling the Python a venv was made from leaves a venv interpreter that only says
+    "No Python at ..."; a fresh venv is the only cure, so this is checked before every run.
+    """
+    config = venv_dir / "pyvenv.cfg"
+    if not venv_python(venv_dir).exists() or not config.exists():
         return True
-    return stamp_file.read_text(encoding="utf-8").strip() != stamp
+    for line in config.read_text(encoding="utf-8").splitlines():
+        key, _, value = line.partition("=")
+        if key.strip().lower() == "home":
+            # os.path.isdir, not Path.is_dir: an unreadable folder must not crash the set-up.
+            return not os.path.isdir(value.strip())
+    return True
 
 
-def ensure_environment(venv_dir: Path, with_dev: bool) -> Path:
-    """Create the venv and install the requirements when needed; return its interpreter."""
-    requirements = declared_requirements(PROJECT_DIR / "pyproject.toml", with_dev)
-    stamp = requirements_stamp(requirements)
+def needs_install(venv_dir: Path, stamp: str) -> bool:
+    """True when the environment is missing or broken, or was built for other requirements."""
+    stamp_file = venv_dir / STAMP_NAME
+    if venv_is_broken(venv_dir) or not stamp_file.exists():
+        return True
+    return stamp not in stamp_file.read_text(encoding="utf-8").split()
+
+
+def ensure_environment(venv_dir: Path, with_dev: bool, *, pyproject: Path = PROJECT_DIR / "pyproject.toml",
+                       run: Callable[..., object] = subprocess.run) -> Path:
+    """Create the venv and install the requirements when needed; return its interpreter.
+
+    `run` is injectable so that tests can check the decisions without calling pip.
+    """
+    stamps = install_stamps(pyproject, with_dev)
     python = venv_python(venv_dir)
-    if not needs_install(venv_dir, stamp):
+    if not needs_install(venv_dir, stamps[-1]):
         return python
-    if not python.exists():
+    if venv_is_broken(venv_dir):
         print(f"Creating the virtual environment in {venv_dir} ...", flush=True)
-        venv.EnvBuilder(with_pip=True).create(venv_dir)
+        venv.EnvBuilder(with_pip=True, clear=True).create(venv_dir)
     print("Installing dependencies (first run or changed requirements; this takes a few minutes) ...",
           flush=True)
-    subprocess.run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q",
-                    "--upgrade", "pip"], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q",
-                    *requirements], check=True)
-    (venv_dir / STAMP_NAME).write_text(stamp + "\n", encoding="utf-8")
+    run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q",
+         "--upgrade", "pip"], check=True)
+    # Not quiet: the first install downloads hundreds of MB, and a silent window looks hung.
+    run([str(python), "-m", "pip", "install", "--disable-pip-version-check",
+         *declared_requirements(pyproject, with_dev)], check=True)
+    # Written only after pip succeeded: an interrupted install is retried on the next run.
+    (venv_dir / STAMP_NAME).write_text("\n".join(stamps) + "\n", encoding="utf-8")
     return python
 
 
+def _forgiving_output() -> None:
+    """A path the console cannot encode (a redirected cp1252 stream) must print as '?', not crash."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="replace")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Exit 0 when ready, 1 when this Python is too old, 2 when installing failed."""
+    _forgiving_output()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dev", action="store_true", help="also install the test tools")
     parser.add_argument("--venv", default=str(PROJECT_DIR / ".venv"), help="virtual environment folder")
@@ -100,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Installing the dependencies failed (pip exit code {error.returncode}). "
               "Check the internet connection and run again; the messages above say which package failed.",
               file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"Creating the virtual environment failed: {error}. Close other windows that use it "
+              f"and run again, or delete the folder {args.venv}.", file=sys.stderr)
         return 2
     return 0
 
