@@ -1,0 +1,67 @@
+"""Triple-barrier labels: what a trade entered at the close of t would have done over H days.
+
+This module is the only place that looks forward in time, on purpose: it produces the targets.
+Barriers scale with the volatility known at t, so a quiet and a wild stock are judged alike.
+
+Closes only: the path is the closes of t+1..t+H, so an intraday touch that reverts by the close
+does not count (daily highs/lows would need an assumption about which barrier was hit first).
+A barrier counts as touched when the close is strictly beyond it; a flat path is a HOLD even when
+sigma is 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+
+SELL, HOLD, BUY = 0, 1, 2
+LABEL_COLUMNS = ("entry_date", "exit_date", "exit_reason", "realised_return", "label", "barrier")
+
+
+def rows_needed(*, horizon: int, vol_window: int) -> int:
+    """Fewest price rows that yield one labelled sample: vol_window returns for sigma, then H closes."""
+    return vol_window + horizon + 1
+
+
+def triple_barrier(close: pd.Series, *, horizon: int, barrier_k: float, vol_window: int,
+                   stride: int) -> pd.DataFrame:
+    """One row per sampled entry: entry_date, exit_date, exit_reason ('upper'|'lower'|'time'),
+    realised_return (close_exit / close_entry - 1), label (SELL 0, HOLD 1, BUY 2) and barrier.
+
+    sigma_t is the std (ddof 1) of the daily log returns over the vol_window days up to and
+    including t; barrier = barrier_k * sigma_t * sqrt(horizon), compared with the simple return
+    close_{t+j} / close_t - 1. Entries every `stride` rows from row vol_window, the first with a
+    sigma (close has no gaps: the price frame contract); only entries with all H future closes are
+    labelled (no partial horizons)."""
+    values = close.to_numpy(dtype="float64")
+    sigma = np.log(close).diff().rolling(vol_window, min_periods=vol_window).std().to_numpy()
+    entries = np.arange(vol_window, len(values) - horizon, stride)
+    if entries.size == 0:
+        none = np.empty(0)
+        return _frame(close.index[:0], close.index[:0], none, none, none, none)
+    barrier = barrier_k * sigma[entries] * np.sqrt(horizon)
+    paths = sliding_window_view(values[1:], horizon)[entries]  # closes entries+1 .. entries+H
+    returns = paths / values[entries, None] - 1.0
+    first_upper = _first_true(returns > barrier[:, None])
+    first_lower = _first_true(returns < -barrier[:, None])
+    upper = first_upper < first_lower
+    lower = first_lower < first_upper
+    steps = np.where(upper, first_upper, np.where(lower, first_lower, horizon - 1))
+    exits = entries + 1 + steps
+    reason = np.where(upper, "upper", np.where(lower, "lower", "time"))
+    label = np.where(upper, BUY, np.where(lower, SELL, HOLD))
+    return _frame(close.index[entries], close.index[exits], reason,
+                  values[exits] / values[entries] - 1.0, label, barrier)
+
+
+def _first_true(hits: np.ndarray) -> np.ndarray:
+    """Index of the first True per row, or the row length when there is none."""
+    return np.where(hits.any(axis=1), hits.argmax(axis=1), hits.shape[1])
+
+
+def _frame(entry: pd.Index, exit_: pd.Index, reason: np.ndarray, realised: np.ndarray,
+           label: np.ndarray, barrier: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"entry_date": entry, "exit_date": exit_, "exit_reason": reason.astype(str),
+                         "realised_return": realised.astype("float64"), "label": label.astype("int64"),
+                         "barrier": barrier.astype("float64")}, columns=list(LABEL_COLUMNS))
