@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from trainer.crash_points import crash_point
+
 CHECKPOINT_VERSION = 2
 CHECKPOINT_NAME = "training_checkpoint.json"
 
@@ -111,6 +113,7 @@ def atomic_write_text(path: Path, text: str, *, attempts: int = 20, delay: float
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
+    crash_point("checkpoint.temp_written")
     for attempt in range(attempts):
         try:
             os.replace(temp, path)

@@ -19,6 +19,7 @@ from backend.backtest import InsufficientHistory, SymbolBacktest, backtest_symbo
 from backend.market import MarketContext
 from trainer import console
 from trainer.checkpoint import now_iso
+from trainer.crash_points import crash_point
 from trainer.run_context import RunContext
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,9 @@ def _store_outcome(context: RunContext, outcome: SymbolOutcome) -> None:
     symbol = outcome.symbol
     if outcome.result is not None:
         rows = outcome.result.rows(context.run_id, completed_at=now_iso())
+        crash_point("backtest.before_commit")
         store.write_symbol(context.connection, context.run_id, symbol, rows)
+        crash_point("backtest.after_commit")
         # Only after the commit is the symbol done in the checkpoint.
         backtest["completed_symbols"].append(symbol)
         backtest["failed_symbols"].pop(symbol, None)

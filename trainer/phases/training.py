@@ -21,6 +21,7 @@ import numpy as np
 
 from backend import store
 from trainer import console
+from trainer.crash_points import crash_point
 from trainer.dataset import Dataset, Split, load_dataset, make_split
 from trainer.metrics import evaluate
 from trainer.models import ClassifierModel, make_meta_learner, make_model
@@ -108,6 +109,7 @@ def train_base_model(context: RunContext, name: str, data: TrainingData) -> dict
         fold_started = time.monotonic()
         model = make_model(name, seed).fit(data.features(train_rows), y[train_rows])
         oof[val_rows] = model.predict_proba(data.features(val_rows))
+        crash_point("training.fold_fitted")
         importances.append(fold_importance(model, data.split.kept_features))
         console.info(f"  {name}: fold {number}/{len(folds)} in {time.monotonic() - fold_started:.1f} s")
     refit = make_model(name, seed).fit(data.features(data.split.train_idx), y[data.split.train_idx])

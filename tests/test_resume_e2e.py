@@ -1,0 +1,107 @@
+"""Kill the real program at several moments, resume, and demand the same result as an
+uninterrupted run: the same samples, trades, summaries, models and metrics, nothing lost or
+counted twice."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from tests.support import (
+    checkpoint_totals,
+    database_snapshot,
+    program_env,
+    read_checkpoint,
+    run_program,
+    start_program,
+    write_fast_config,
+)
+
+pytestmark = pytest.mark.slow
+
+SYMBOLS = "5"
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """One uninterrupted run that every interrupted run must reproduce exactly."""
+    workdir = tmp_path_factory.mktemp("reference")
+    config = write_fast_config(workdir)
+    result = run_program("run_training.py", "--demo", "--max-symbols", SYMBOLS, "--config", config,
+                         "--workdir", workdir, "--no-open")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return workdir, database_snapshot(workdir), checkpoint_totals(read_checkpoint(workdir))
+
+
+def _args(workdir, config):
+    return ["--demo", "--max-symbols", SYMBOLS, "--config", config, "--workdir", workdir, "--no-open"]
+
+
+@pytest.mark.parametrize("crash_at", [
+    "backtest.before_commit:2",       # inside a symbol: computed, not yet committed
+    "backtest.after_commit:3",        # committed to SQLite, not yet in the checkpoint
+    "checkpoint.temp_written:4",      # during a checkpoint write: temp file fsynced, not renamed
+    "training.fold_fitted:6",         # inside the second model's cross-validation
+])
+def test_sigkill_at_a_critical_moment_then_resume_matches_uninterrupted_run(tmp_path, reference, crash_at):
+    _, expected_db, expected_totals = reference
+    config = write_fast_config(tmp_path)
+    killed = run_program("run_training.py", *_args(tmp_path, config), env=program_env(TRAINER_CRASH_AT=crash_at))
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+
+    resumed = run_program("run_training.py", *_args(tmp_path, config))
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "Resuming run" in resumed.stdout
+    assert database_snapshot(tmp_path) == expected_db
+    assert checkpoint_totals(read_checkpoint(tmp_path)) == expected_totals
+
+
+def test_external_sigkill_between_symbols_then_resume(tmp_path, reference):
+    _, expected_db, expected_totals = reference
+    config = write_fast_config(tmp_path)
+    process = start_program("run_training.py", *_args(tmp_path, config))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        state = read_checkpoint(tmp_path)
+        if state and len(state["backtest"]["completed_symbols"]) >= 2:
+            break
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+
+    resumed = run_program("run_training.py", *_args(tmp_path, config))
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert database_snapshot(tmp_path) == expected_db
+    assert checkpoint_totals(read_checkpoint(tmp_path)) == expected_totals
+
+
+def test_sigint_saves_progress_says_how_to_resume_and_next_run_finishes(tmp_path, reference):
+    _, expected_db, _ = reference
+    config = write_fast_config(tmp_path)
+    process = start_program("run_training.py", *_args(tmp_path, config))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        state = read_checkpoint(tmp_path)
+        if state and state["backtest"]["completed_symbols"]:
+            break
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 4, output
+    assert "Progress is saved" in output
+    assert "Run the same command again to resume" in output
+
+    resumed = run_program("run_training.py", *_args(tmp_path, config))
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert database_snapshot(tmp_path) == expected_db
+
+
+def test_completed_run_is_not_redone(tmp_path, reference):
+    workdir, expected_db, _ = reference
+    again = run_program("run_training.py", *_args(workdir, workdir / "fast.toml"))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Backtest" not in again.stdout
+    assert database_snapshot(workdir)["trades"] == expected_db["trades"]
