@@ -74,7 +74,10 @@ class GateConfig:
     min_directional_auc: float = 0.52
     confidence: float = 0.95
     bootstrap_reps: int = 500
-    compare_metric: str = "log_loss"  # ensemble vs best base model: "log_loss" or "auc_directional"
+    # Ensemble vs best base model. Directional AUC by default: the base models are trained with
+    # balanced class weights, so their log loss is poor by construction and would make a log-loss
+    # comparison a formality the stacked model always passes.
+    compare_metric: str = "auc_directional"
     min_regime_samples: int = 300
     leakage_auc: float = 0.80
 

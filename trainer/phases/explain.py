@@ -47,7 +47,8 @@ def run_shap_phase(context: RunContext) -> None:
         size = max(50, int(context.config.shap.sample_rows * share))
         rows = holdout_rows[sample_rows(len(holdout_rows), size, context.config.seed)]
         started = time.monotonic()
-        per_model[name] = tree_shap_importance(estimator, data.features(rows), features)
+        per_model[name] = tree_shap_importance(estimator, data.features(rows), features,
+                                               classes=tuple(artifact["model"].classes_))
         console.info(f"SHAP {name}: {len(rows):,} holdout rows in {time.monotonic() - started:.1f} s")
     reliance = load_artifact(context, META_LEARNER)["reliance"]
     rows_out = [row for name, frame in per_model.items() for row in shap_rows(context.run_id, name, frame)]
