@@ -1,0 +1,180 @@
+"""Loading samples from SQLite, and the properties that make the time-ordered split leak-free."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from backend import store
+from trainer.dataset import Dataset, DatasetError, Split, load_dataset, make_split
+
+HORIZON = 5  # label horizon in unique-date steps for the synthetic datasets
+
+
+def synthetic_dataset(n_dates: int = 300, n_symbols: int = 6, n_features: int = 4, seed: int = 0) -> Dataset:
+    """Symbols with staggered histories; every trade exits 1..HORIZON dates after entry."""
+    rng = np.random.default_rng(seed)
+    calendar = np.arange(np.datetime64("2010-01-04"), np.datetime64("2010-01-04") + 2 * n_dates)
+    calendar = calendar[np.is_busday(calendar)][: n_dates + HORIZON]
+    rows = []
+    for s in range(n_symbols):
+        for position in range(s * 3, n_dates):  # later symbols start later
+            rows.append((calendar[position], f"S{s}", calendar[position + rng.integers(1, HORIZON + 1)]))
+    rows.sort(key=lambda row: (row[0], row[1]))
+    n = len(rows)
+    return Dataset(
+        X=rng.normal(size=(n, n_features)),
+        y=rng.integers(0, 3, n),
+        feature_names=[f"f{i}" for i in range(n_features)],
+        entry_dates=np.array([row[0] for row in rows], dtype="datetime64[D]"),
+        exit_dates=np.array([row[2] for row in rows], dtype="datetime64[D]"),
+        symbols=np.array([row[1] for row in rows]),
+        sectors=np.array(["Tech"] * n),
+        regimes=np.array([None] * n, dtype=object),
+        returns=rng.normal(0, 0.05, n),
+    )
+
+
+def split(dataset: Dataset, **overrides: float) -> Split:
+    settings = {"n_folds": 4, "holdout_share": 0.2, "min_feature_coverage": 0.4, "embargo_days": HORIZON}
+    settings.update(overrides)
+    return make_split(dataset, **settings)
+
+
+def dates_between(dataset: Dataset, earlier_idx: np.ndarray, later_idx: np.ndarray) -> int:
+    """Unique dates strictly between the last entry of one part and the first entry of the next."""
+    dates = np.unique(dataset.entry_dates)
+    last = np.searchsorted(dates, dataset.entry_dates[earlier_idx].max())
+    first = np.searchsorted(dates, dataset.entry_dates[later_idx].min())
+    return int(first - last - 1)
+
+
+def test_no_training_label_reaches_its_validation_fold_or_the_holdout() -> None:
+    dataset = synthetic_dataset()
+    result = split(dataset)
+    first_holdout = dataset.entry_dates[result.holdout_idx].min()
+    assert dataset.exit_dates[result.train_idx].max() < first_holdout
+    for train, val in result.folds:
+        assert dataset.exit_dates[train].max() < dataset.entry_dates[val].min()
+        assert dataset.exit_dates[val].max() < first_holdout
+
+
+def test_embargo_separates_training_from_validation_and_holdout() -> None:
+    dataset = synthetic_dataset()
+    result = split(dataset, embargo_days=7)
+    assert dates_between(dataset, result.train_idx, result.holdout_idx) >= 7
+    for train, val in result.folds:
+        assert dates_between(dataset, train, val) >= 7
+    embargo = result.embargo_period
+    assert embargo.n_samples > 0 and embargo.end < result.holdout_period.start
+
+
+def test_purging_drops_labels_that_exit_inside_the_holdout_without_an_embargo() -> None:
+    dataset = synthetic_dataset()
+    result = split(dataset, embargo_days=0)
+    assert result.n_purged > 0
+    assert dataset.exit_dates[result.train_idx].max() < dataset.entry_dates[result.holdout_idx].min()
+    for train, val in result.folds:
+        assert dataset.exit_dates[train].max() < dataset.entry_dates[val].min()
+        assert dates_between(dataset, train, val) < HORIZON  # purging alone, not a wide gap
+
+
+def test_folds_walk_forward_and_training_windows_grow() -> None:
+    dataset = synthetic_dataset()
+    result = split(dataset)
+    assert len(result.folds) == 4
+    previous_train, previous_val_end = np.array([], dtype=int), None
+    for train, val in result.folds:
+        assert dataset.entry_dates[train].max() < dataset.entry_dates[val].min()
+        if previous_val_end is not None:
+            assert dataset.entry_dates[val].min() > previous_val_end
+        assert np.isin(previous_train, train).all()
+        assert np.isin(val, result.train_idx).all() and np.isin(train, result.train_idx).all()
+        previous_train, previous_val_end = train, dataset.entry_dates[val].max()
+
+
+def test_holdout_is_the_last_share_of_unique_dates() -> None:
+    dataset = synthetic_dataset()
+    result = split(dataset, holdout_share=0.25)
+    dates = np.unique(dataset.entry_dates)
+    holdout_dates = np.unique(dataset.entry_dates[result.holdout_idx])
+    assert len(holdout_dates) == int(np.ceil(0.25 * len(dates)))
+    assert (holdout_dates == dates[-len(holdout_dates):]).all()
+    assert np.intersect1d(result.holdout_idx, result.train_idx).size == 0
+
+
+def test_split_is_deterministic_and_summary_is_json() -> None:
+    dataset = synthetic_dataset()
+    first, second = split(dataset), split(dataset)
+    assert np.array_equal(first.train_idx, second.train_idx)
+    assert np.array_equal(first.holdout_idx, second.holdout_idx)
+    for (train_a, val_a), (train_b, val_b) in zip(first.folds, second.folds, strict=True):
+        assert np.array_equal(train_a, train_b) and np.array_equal(val_a, val_b)
+    assert json.loads(json.dumps(first.summary())) == second.summary()
+
+
+def test_coverage_filter_uses_the_training_period_only() -> None:
+    dataset = synthetic_dataset()
+    rng = np.random.default_rng(1)
+    train_rows = split(dataset).train_idx
+    dataset.X[train_rows[rng.random(train_rows.size) < 0.7], 1] = np.nan  # ~30% coverage in training
+    dataset.X[split(dataset).holdout_idx, 2] = np.nan  # missing only in the holdout
+    result = split(dataset)
+    assert result.kept_features == ["f0", "f2", "f3"]
+    assert list(result.kept_columns) == [0, 2, 3]
+    assert list(result.dropped_features) == ["f1"]
+    assert result.dropped_features["f1"] == pytest.approx(0.3, abs=0.05)
+
+
+def test_too_few_dates_for_the_folds_is_a_clear_error() -> None:
+    with pytest.raises(DatasetError, match="fewer folds"):
+        split(synthetic_dataset(n_dates=40), n_folds=6, embargo_days=5)
+
+
+def make_store(tmp_path, rows, n_features=3):
+    connection = store.connect(tmp_path / "trainer.db")
+    with store.transaction(connection):
+        store.write_rows(connection, "feature_names", [
+            {"run_id": "run", "position": i, "name": f"feat{i}"} for i in range(n_features)])
+        connection.execute("INSERT INTO symbols VALUES ('AAA', 'A Inc', 'Tech', NULL)")
+        for symbol, entry, exit_, label, ret, regime, features in rows:
+            connection.execute("INSERT INTO trades VALUES ('run', ?, ?, ?, 'time', ?, ?, ?)",
+                               (symbol, entry, exit_, ret, label, regime))
+            if features is not None:
+                connection.execute("INSERT INTO feature_store VALUES ('run', ?, ?, ?)",
+                                   (symbol, entry, np.asarray(features, dtype="<f8").tobytes()))
+    return connection
+
+
+def test_load_dataset_decodes_sorts_and_fills_sectors(tmp_path) -> None:
+    rows = [
+        ("BBB", "2020-01-03", "2020-01-20", 2, 0.04, "bull_calm", [1.0, np.nan, 3.0]),
+        ("AAA", "2020-01-03", "2020-01-21", 0, -0.03, None, [4.0, 5.0, 6.0]),
+        ("AAA", "2020-01-02", "2020-01-15", 1, 0.01, "bear_volatile", [7.0, 8.0, np.nan]),
+    ]
+    dataset = load_dataset(make_store(tmp_path, rows), "run")
+    assert dataset.feature_names == ["feat0", "feat1", "feat2"]
+    assert list(dataset.symbols) == ["AAA", "AAA", "BBB"]
+    assert dataset.entry_dates.dtype == np.dtype("datetime64[D]")
+    assert str(dataset.entry_dates[0]) == "2020-01-02" and str(dataset.exit_dates[2]) == "2020-01-20"
+    np.testing.assert_array_equal(dataset.X, [[7.0, 8.0, np.nan], [4.0, 5.0, 6.0], [1.0, np.nan, 3.0]])
+    assert dataset.X.dtype == np.float64 and dataset.X.flags.writeable
+    assert list(dataset.y) == [1, 0, 2]
+    assert list(dataset.sectors) == ["Tech", "Tech", "Unknown"]
+    assert list(dataset.regimes) == ["bear_volatile", None, "bull_calm"]
+    np.testing.assert_allclose(dataset.returns, [0.01, -0.03, 0.04])
+
+
+@pytest.mark.parametrize("features, message", [([1.0, 2.0], "16 bytes"), (None, "no feature row")])
+def test_load_dataset_rejects_features_that_do_not_match(tmp_path, features, message) -> None:
+    rows = [("AAA", "2020-01-02", "2020-01-15", 1, 0.0, None, [1.0, 2.0, 3.0]),
+            ("AAA", "2020-01-03", "2020-01-16", 1, 0.0, None, features)]
+    with pytest.raises(DatasetError, match=message):
+        load_dataset(make_store(tmp_path, rows), "run")
+
+
+def test_load_dataset_of_an_empty_run_is_a_clear_error(tmp_path) -> None:
+    with pytest.raises(DatasetError, match="no trades"):
+        load_dataset(make_store(tmp_path, []), "run")

@@ -1,0 +1,184 @@
+"""Every base model behind the one wrapper: shape, determinism, missing classes, and no fake skill."""
+
+from __future__ import annotations
+
+import io
+
+import joblib
+import numpy as np
+import pytest
+
+import trainer.models
+from trainer.config import BASE_MODELS
+from trainer.metrics import evaluate, suspicious_metrics
+from trainer.models import (
+    EARLY_STOPPING_SHARE,
+    ClassifierModel,
+    balanced_sample_weights,
+    make_meta_learner,
+    make_model,
+)
+
+TREE_MODELS = {"random_forest", "xgboost", "lightgbm", "extra_trees"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Fit with one thread: results do not depend on it (tested below), and on a busy shared
+    machine OpenMP threads waiting for each other make tiny fits up to 30x slower."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(trainer.models, "MAX_THREADS", 1)
+        yield
+
+
+def small_data(n: int = 600, n_features: int = 6, seed: int = 0,
+               with_hold: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Signal in the first two features, 15% missing values everywhere; optionally no HOLD at all."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, n_features))
+    score = X[:, 0] - 0.5 * X[:, 1] + rng.normal(size=n)
+    y = np.where(score > 0.5, 2, np.where(score < -0.5, 0, 1)) if with_hold else np.where(score > 0, 2, 0)
+    X[rng.random(X.shape) < 0.15] = np.nan
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def fitted() -> dict[str, tuple[ClassifierModel, np.ndarray]]:
+    X, y = small_data()
+    return {name: (make_model(name, seed=3).fit(X[:500], y[:500]), X[500:]) for name in BASE_MODELS}
+
+
+@pytest.mark.parametrize("name", BASE_MODELS)
+def test_model_predicts_three_probabilities_per_row(fitted, name) -> None:
+    model, X_test = fitted[name]
+    proba = model.predict_proba(X_test)
+    assert model.name == name
+    assert proba.shape == (len(X_test), 3)
+    assert (proba >= 0).all()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("name", BASE_MODELS)
+def test_same_seed_gives_identical_probabilities_and_pickles(fitted, name) -> None:
+    model, X_test = fitted[name]
+    X, y = small_data()
+    again = make_model(name, seed=3).fit(X[:500], y[:500])
+    np.testing.assert_array_equal(again.predict_proba(X_test), model.predict_proba(X_test))
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    buffer.seek(0)
+    np.testing.assert_array_equal(joblib.load(buffer).predict_proba(X_test), model.predict_proba(X_test))
+
+
+@pytest.mark.parametrize("name", BASE_MODELS)
+def test_tree_models_expose_an_estimator_for_shap_on_raw_features(fitted, name) -> None:
+    model, X_test = fitted[name]
+    estimator = model.explainable_estimator()
+    if name not in TREE_MODELS:
+        assert estimator is None
+        return
+    import shap
+
+    values = np.asarray(shap.TreeExplainer(estimator).shap_values(X_test[:20]))  # NaNs included
+    assert values.shape == (20, X_test.shape[1], 3)
+
+
+@pytest.mark.parametrize("name", BASE_MODELS)
+def test_a_class_missing_from_training_gets_zero_probability(name) -> None:
+    X, y = small_data(n=400, with_hold=False)
+    model = make_model(name, seed=1).fit(X[:300], y[:300])
+    proba = model.predict_proba(X[300:])
+    assert list(model.classes_) == [0, 2]
+    assert proba.shape == (100, 3)
+    assert (proba[:, 1] == 0).all()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("name", ["random_forest", "xgboost", "lightgbm", "gradient_boosting"])
+def test_thread_count_does_not_change_results(monkeypatch, name) -> None:
+    X, y = small_data(n=500)
+    single = make_model(name, seed=2).fit(X[:400], y[:400]).predict_proba(X[400:])
+    monkeypatch.setattr(trainer.models, "MAX_THREADS", 2)
+    np.testing.assert_array_equal(make_model(name, seed=2).fit(X[:400], y[:400]).predict_proba(X[400:]),
+                                  single)
+
+
+def test_clear_errors_for_unknown_models_and_single_class_labels() -> None:
+    with pytest.raises(ValueError, match="Unknown model"):
+        make_model("kernel_svc", seed=0)
+    X, _ = small_data(n=50)
+    with pytest.raises(ValueError, match="at least two"):
+        make_model("logistic_regression", seed=0).fit(X, np.full(50, 2))
+    with pytest.raises(RuntimeError, match="before fit"):
+        make_model("svm", seed=0).predict_proba(X)
+
+
+def test_balanced_weights_give_every_class_the_same_total() -> None:
+    y = np.array([0] * 10 + [1] * 30 + [2] * 60)
+    weights = balanced_sample_weights(y)
+    totals = [weights[y == c].sum() for c in range(3)]
+    np.testing.assert_allclose(totals, [100 / 3] * 3)
+
+
+class _Recorder:
+    """A stand-in estimator that remembers what the wrapper passed to fit."""
+
+    def fit(self, X, y, sample_weight=None, **eval_args):
+        self.X, self.y, self.eval_args = X, y, eval_args
+        return self
+
+
+def test_early_stopping_holds_out_the_most_recent_rows_not_a_random_sample() -> None:
+    X = np.arange(200, dtype=float).reshape(100, 2)  # row order = time order
+    y = np.tile([0, 1, 2, 2], 25)
+    recorder = _Recorder()
+    ClassifierModel("recorder", recorder, eval_args=lambda Xv, yv, wv: {"X_val": Xv}).fit(X, y)
+    cut = 100 - round(100 * EARLY_STOPPING_SHARE)
+    np.testing.assert_array_equal(recorder.X, X[:cut])
+    np.testing.assert_array_equal(recorder.eval_args["X_val"], X[cut:])
+
+
+def test_meta_learner_stacks_probabilities_into_three_columns() -> None:
+    X, y = small_data(n=800)
+    stacked = np.hstack([make_model(name, seed=0).fit(X[:400], y[:400]).predict_proba(X[400:])
+                         for name in ("logistic_regression", "lightgbm")])
+    meta = make_meta_learner(seed=0).fit(stacked[:300], y[400:700])
+    proba = meta.predict_proba(stacked[300:])
+    assert proba.shape == (100, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(proba, make_meta_learner(seed=0).fit(stacked[:300], y[400:700])
+                                  .predict_proba(stacked[300:]))
+    assert meta.explainable_estimator() is None
+
+
+@pytest.fixture(scope="module")
+def random_walk() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """20k date-ordered samples whose labels are independent of the features."""
+    rng = np.random.default_rng(11)
+    n = 20_000
+    X = rng.normal(size=(n, 8)).cumsum(axis=0) / 50 + rng.normal(size=(n, 8))  # drifting, like prices
+    X[rng.random(X.shape) < 0.1] = np.nan
+    y = rng.choice(3, size=n, p=[0.35, 0.3, 0.35])
+    returns = np.where(y == 2, 0.05, np.where(y == 0, -0.05, 0.0))
+    return X, y, returns
+
+
+@pytest.mark.parametrize("name", BASE_MODELS)
+def test_no_model_finds_direction_in_labels_independent_of_features(random_walk, name) -> None:
+    X, y, returns = random_walk
+    model = make_model(name, seed=0).fit(X[:16_000], y[:16_000])
+    metrics = evaluate(y[16_000:], model.predict_proba(X[16_000:]), returns[16_000:])
+    assert metrics["auc_directional"] == pytest.approx(0.5, abs=0.04)
+    assert suspicious_metrics(metrics) == []
+
+
+@pytest.mark.parametrize("name", BASE_MODELS)
+def test_a_leaky_feature_gives_near_perfect_auc_and_is_flagged(name) -> None:
+    X, y = small_data(n=2000, seed=5)
+    rng = np.random.default_rng(5)
+    X[:, 3] = y + rng.normal(0, 0.2, len(y))  # the label itself, barely disguised
+    model = make_model(name, seed=0).fit(X[:1500], y[:1500])
+    metrics = evaluate(y[1500:], model.predict_proba(X[1500:]), np.zeros(500))
+    assert metrics["auc_directional"] > 0.95
+    flags = suspicious_metrics(metrics)
+    assert any(flag.startswith("auc_directional") and "leakage" in flag for flag in flags)

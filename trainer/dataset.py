@@ -1,0 +1,195 @@
+"""The training samples of a run as arrays, and the time-ordered split that keeps them honest.
+
+Every sample is a trade whose label is only known at its exit date, so a random split (or a
+walk-forward split without purging) lets the model train on labels that overlap the period it is
+scored on. `make_split` purges those samples and leaves an embargo gap, so the scores it enables
+measure prediction of the future and not memory of it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+FEATURE_DTYPE = np.dtype("<f8")  # feature_store.features: little-endian float64, NaN = missing
+
+_SAMPLES_QUERY = """
+SELECT t.entry_date, t.symbol, t.exit_date, t.label, t.realised_return, t.regime,
+       COALESCE(s.sector, 'Unknown'), f.features
+FROM trades AS t
+LEFT JOIN feature_store AS f
+       ON f.run_id = t.run_id AND f.symbol = t.symbol AND f.date = t.entry_date
+LEFT JOIN symbols AS s ON s.symbol = t.symbol
+WHERE t.run_id = ?
+ORDER BY t.entry_date, t.symbol
+"""
+
+
+class DatasetError(ValueError):
+    """The stored samples cannot form a dataset or a split; the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """All samples of a run, one row per trade, sorted by (entry_date, symbol)."""
+
+    X: np.ndarray  # float64, n x f, NaN = missing
+    y: np.ndarray  # int64: 0 SELL, 1 HOLD, 2 BUY
+    feature_names: list[str]
+    entry_dates: np.ndarray  # datetime64[D]
+    exit_dates: np.ndarray  # datetime64[D]
+    symbols: np.ndarray  # str
+    sectors: np.ndarray  # str ('Unknown' when the symbol has no sector row)
+    regimes: np.ndarray  # object: str, or None where the backtest recorded no regime
+    returns: np.ndarray  # float64 realised trade return
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+def load_dataset(connection: sqlite3.Connection, run_id: str) -> Dataset:
+    """Read every labelled sample of a run in one query; the blobs become one matrix in one step."""
+    names = [row[0] for row in connection.execute(
+        "SELECT name FROM feature_names WHERE run_id = ? ORDER BY position", (run_id,))]
+    rows = connection.execute(_SAMPLES_QUERY, (run_id,)).fetchall()
+    if not rows:
+        raise DatasetError(f"Run {run_id} has no trades in the database: the backtest produced no "
+                           "samples. Check the universe and the date range.")
+    entry, symbols, exits, labels, returns, regimes, sectors, blobs = zip(*rows, strict=True)
+    return Dataset(
+        X=_decode_features(blobs, len(names), symbols, entry),
+        y=np.array(labels, dtype=np.int64),
+        feature_names=names,
+        entry_dates=np.array(entry, dtype="datetime64[D]"),
+        exit_dates=np.array(exits, dtype="datetime64[D]"),
+        symbols=np.array(symbols, dtype=str),
+        sectors=np.array(sectors, dtype=str),
+        regimes=np.array(regimes, dtype=object),
+        returns=np.array(returns, dtype=np.float64),
+    )
+
+
+def _decode_features(blobs: tuple[bytes | None, ...], n_features: int, symbols: tuple[str, ...],
+                     dates: tuple[str, ...]) -> np.ndarray:
+    """Join the blobs and view them as one n x f matrix, after checking every blob's length."""
+    if n_features == 0:
+        raise DatasetError("The run has no feature names (table feature_names is empty for it).")
+    width = n_features * FEATURE_DTYPE.itemsize
+    lengths = np.fromiter((-1 if blob is None else len(blob) for blob in blobs), dtype=np.int64,
+                          count=len(blobs))
+    bad = np.flatnonzero(lengths != width)
+    if bad.size:
+        first = int(bad[0])
+        found = "no feature row" if lengths[first] < 0 else f"{lengths[first]} bytes"
+        raise DatasetError(f"{bad.size} samples have features that do not match the {n_features} "
+                           f"feature names (first: {symbols[first]} {dates[first]} has {found}, "
+                           f"expected {width} bytes). Reset the backtest phase and run again.")
+    matrix = np.frombuffer(bytearray().join(blobs), dtype=FEATURE_DTYPE).reshape(len(blobs), n_features)
+    return matrix.astype(np.float64, copy=False)
+
+
+@dataclass(frozen=True)
+class Period:
+    """A stretch of dates and how many samples it holds, for the report (ISO dates, None if empty)."""
+
+    start: str | None
+    end: str | None
+    n_samples: int
+
+
+@dataclass(frozen=True)
+class Split:
+    """Row indices (into the Dataset) of every part of the time-ordered evaluation design."""
+
+    folds: list[tuple[np.ndarray, np.ndarray]]  # (train_idx, val_idx), walking forward
+    train_idx: np.ndarray  # the whole training period, purged against the holdout
+    holdout_idx: np.ndarray
+    kept_features: list[str]
+    kept_columns: np.ndarray  # column positions of kept_features in Dataset.X
+    dropped_features: dict[str, float]  # name -> coverage on the training period
+    fold_periods: list[tuple[Period, Period]]  # (train, validation) per fold
+    train_period: Period
+    embargo_period: Period  # dates between training and holdout that neither uses
+    holdout_period: Period
+    n_purged: int  # training-period samples dropped because their exit reaches the holdout
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready description (dates, counts, dropped features) for run facts and the report."""
+        return {
+            "train": vars(self.train_period),
+            "embargo": vars(self.embargo_period),
+            "holdout": vars(self.holdout_period),
+            "n_purged": self.n_purged,
+            "folds": [{"train": vars(train), "validation": vars(val)} for train, val in self.fold_periods],
+            "kept_features": list(self.kept_features),
+            "dropped_features": dict(self.dropped_features),
+        }
+
+
+def make_split(dataset: Dataset, *, n_folds: int, holdout_share: float, min_feature_coverage: float,
+               embargo_days: int) -> Split:
+    """Purged, embargoed walk-forward folds on the training period and a holdout at the end.
+
+    Time is counted in unique entry dates ("days"). The holdout is the last `holdout_share` of
+    them; `embargo_days` dates before it are used by nobody; training samples whose exit date
+    reaches the holdout are purged. The training period's dates form n_folds + 1 consecutive
+    blocks: fold i trains on blocks 0..i, minus the last `embargo_days` dates and minus samples
+    whose exit date reaches block i + 1, and validates on block i + 1.
+    """
+    if n_folds < 1 or embargo_days < 0 or not 0.0 < holdout_share < 1.0:
+        raise DatasetError(f"Invalid split settings: n_folds={n_folds} (>= 1), embargo_days="
+                           f"{embargo_days} (>= 0), holdout_share={holdout_share} (between 0 and 1).")
+    dates = np.unique(dataset.entry_dates)
+    day = np.searchsorted(dates, dataset.entry_dates)  # position of each sample's date
+    n_holdout_days = int(np.ceil(holdout_share * len(dates)))
+    holdout_day = len(dates) - n_holdout_days
+    train_days = holdout_day - embargo_days
+    if train_days < (n_folds + 1) * (embargo_days + 1):
+        raise DatasetError(
+            f"Only {len(dates)} sample dates: after a holdout of {n_holdout_days} and an embargo of "
+            f"{embargo_days}, {max(train_days, 0)} remain for {n_folds + 1} walk-forward blocks that "
+            f"each need more than {embargo_days} dates. Use fewer folds or a longer date range.")
+
+    train_mask = (day < train_days) & (dataset.exit_dates < dates[holdout_day])
+    train_idx = np.flatnonzero(train_mask)
+    holdout_idx = np.flatnonzero(day >= holdout_day)
+    blocks = np.array_split(np.arange(train_days), n_folds + 1)
+    folds, fold_periods = [], []
+    for block in blocks[1:]:
+        first_val_day = int(block[0])
+        fold_train = np.flatnonzero(train_mask & (day < first_val_day - embargo_days)
+                                    & (dataset.exit_dates < dates[first_val_day]))
+        fold_val = np.flatnonzero(train_mask & (day >= first_val_day) & (day <= block[-1]))
+        if fold_train.size == 0 or fold_val.size == 0:
+            raise DatasetError(f"Walk-forward fold {len(folds) + 1} has no training or no validation "
+                               "samples after purging. Use fewer folds or a shorter label horizon.")
+        folds.append((fold_train, fold_val))
+        fold_periods.append((_period(dataset, fold_train), _period(dataset, fold_val)))
+
+    coverage = 1.0 - np.isnan(dataset.X[train_idx]).mean(axis=0)
+    kept = coverage >= min_feature_coverage
+    embargo_idx = np.flatnonzero((day >= train_days) & (day < holdout_day))
+    return Split(
+        folds=folds,
+        train_idx=train_idx,
+        holdout_idx=holdout_idx,
+        kept_features=[name for name, keep in zip(dataset.feature_names, kept, strict=True) if keep],
+        kept_columns=np.flatnonzero(kept),
+        dropped_features={name: float(share) for name, share, keep
+                          in zip(dataset.feature_names, coverage, kept, strict=True) if not keep},
+        fold_periods=fold_periods,
+        train_period=_period(dataset, train_idx),
+        embargo_period=_period(dataset, embargo_idx),
+        holdout_period=_period(dataset, holdout_idx),
+        n_purged=int(np.count_nonzero(day < train_days) - train_idx.size),
+    )
+
+
+def _period(dataset: Dataset, idx: np.ndarray) -> Period:
+    if idx.size == 0:
+        return Period(None, None, 0)
+    entry = dataset.entry_dates[idx]
+    return Period(str(entry.min()), str(entry.max()), int(idx.size))

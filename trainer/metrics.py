@@ -1,0 +1,192 @@
+"""Holdout metrics that tell direction from volatility, and intervals that respect overlapping labels.
+
+One-vs-rest AUC rewards a model for knowing WHICH trades touch a barrier (volatility), which even
+a random walk allows; the directional AUC (BUY vs SELL among trades that touched one) measures
+direction. Samples close in time share price paths, so the confidence interval resamples blocks
+of consecutive dates instead of single rows. An AUC that looks too good is an alarm, not a win.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+SELL, HOLD, BUY = 0, 1, 2
+N_CLASSES = 3
+LEAKAGE_AUC = 0.80  # a holdout AUC at or above this is almost certainly leakage on daily stock data
+TOP_SHARE = 0.10
+PROBABILITY_FLOOR = float(np.finfo(np.float64).eps)  # as sklearn: a confident miss costs ~36, not inf
+METRIC_KEYS = ("n_samples", "n_directional", "auc_ovr", "auc_directional", "log_loss", "brier",
+               "balanced_accuracy", "top_decile_buy_precision", "top_decile_return", "all_mean_return")
+_BOOTSTRAP_CELLS = 2_000_000  # resample weights held in memory at once (reps x rows)
+
+
+def directional_score(proba: np.ndarray) -> np.ndarray:
+    """p_buy / (p_buy + p_sell): the model's view on direction with HOLD taken out (0.5 if both 0)."""
+    up, down = proba[:, BUY], proba[:, SELL]
+    total = up + down
+    return np.divide(up, total, out=np.full(len(total), 0.5), where=total > 0)
+
+
+def evaluate(y: np.ndarray, proba: np.ndarray, returns: np.ndarray, *,
+             min_directional: int = 20) -> dict[str, Any]:
+    """The model_performance columns for one set of predictions (plain Python numbers or None)."""
+    y = np.asarray(y, dtype=np.int64)
+    proba = np.asarray(proba, dtype=np.float64)
+    returns = np.asarray(returns, dtype=np.float64)
+    if len(y) == 0:
+        raise ValueError("evaluate needs at least one sample.")
+    ones = np.ones((1, len(y)))
+    present = np.unique(y)
+    directional = (y == BUY) | (y == SELL)
+    both_directions = np.isin([BUY, SELL], y).all()
+    top = np.argsort(-proba[:, BUY], kind="stable")[:max(1, int(np.ceil(TOP_SHARE * len(y))))]
+    predicted = proba.argmax(axis=1)
+    return {
+        "n_samples": len(y),
+        "n_directional": int(directional.sum()),
+        "auc_ovr": float(_auc_ovr(y, proba, ones)[0]) if present.size >= 2 else None,
+        "auc_directional": (float(_auc_directional(y, proba, ones)[0])
+                            if both_directions and directional.sum() >= min_directional else None),
+        "log_loss": float(_log_loss(y, proba, ones)[0]),
+        "brier": float(_brier(y, proba, ones)[0]),
+        "balanced_accuracy": float(np.mean([np.mean(predicted[y == c] == c) for c in present])),
+        "top_decile_buy_precision": float(np.mean(y[top] == BUY)),
+        "top_decile_return": float(np.mean(returns[top])),
+        "all_mean_return": float(np.mean(returns)),
+    }
+
+
+def class_prior_baseline(y_train: np.ndarray, n: int) -> np.ndarray:
+    """The training class frequencies for every one of n rows: the score any model must beat."""
+    prior = np.bincount(np.asarray(y_train, dtype=np.int64), minlength=N_CLASSES) / len(y_train)
+    return np.tile(prior, (n, 1))
+
+
+def _weighted_auc(score: np.ndarray, positive: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """AUC for each row of weights (reps x n): P(score_pos > score_neg), ties counted half.
+
+    Integer weights are the bootstrap multiplicities, so this equals the AUC of the resampled
+    rows without materialising them; the sort is shared by all repetitions.
+    """
+    order = np.argsort(score, kind="stable")
+    ordered = score[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])  # groups of tied scores
+    w = weights[:, order]
+    pos = np.add.reduceat(w * positive[order], starts, axis=1)
+    neg = np.add.reduceat(w * ~positive[order], starts, axis=1)
+    negatives_below = np.cumsum(neg, axis=1) - neg
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (pos * (negatives_below + 0.5 * neg)).sum(axis=1) / (pos.sum(axis=1) * neg.sum(axis=1))
+
+
+def _auc_directional(y: np.ndarray, proba: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    keep = (y == BUY) | (y == SELL)
+    return _weighted_auc(directional_score(proba[keep]), y[keep] == BUY, weights[:, keep])
+
+
+def _auc_ovr(y: np.ndarray, proba: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Macro one-vs-rest AUC over the classes present in y (sklearn's value when all three are)."""
+    return np.mean([_weighted_auc(proba[:, c], y == c, weights) for c in np.unique(y)], axis=0)
+
+
+def _log_loss(y: np.ndarray, proba: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    losses = -np.log(np.clip(proba[np.arange(len(y)), y], PROBABILITY_FLOOR, 1.0))
+    return weights @ losses / weights.sum(axis=1)
+
+
+def _brier(y: np.ndarray, proba: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Multiclass Brier: squared distance to the one-hot label, summed over classes (0 best, 2 worst)."""
+    losses = ((proba - np.eye(N_CLASSES)[y]) ** 2).sum(axis=1)
+    return weights @ losses / weights.sum(axis=1)
+
+
+_RESAMPLED_METRICS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {
+    "auc_directional": _auc_directional,
+    "auc_ovr": _auc_ovr,
+    "log_loss": _log_loss,
+    "brier": _brier,
+}
+
+
+def block_bootstrap_distribution(y: np.ndarray, proba: np.ndarray, dates: np.ndarray, *,
+                                 metric: str = "auc_directional", block_days: int, reps: int,
+                                 seed: int) -> np.ndarray:
+    """The metric on `reps` circular block-bootstrap resamples of the unique dates.
+
+    Each resample strings together ceil(D / block_days) blocks of block_days consecutive unique
+    dates (wrapping around), and takes every sample of each drawn date, so labels that overlap in
+    time stay together. The resamples depend only on the dates, block_days, reps and seed: two
+    models scored on the same rows with the same seed see the same resamples, so the difference
+    of their distributions is a paired bootstrap. Resamples in which the metric is undefined (a
+    class missing from every drawn date) are left out.
+    """
+    if metric not in _RESAMPLED_METRICS:
+        raise ValueError(f"Unknown bootstrap metric {metric!r}; choose from {', '.join(_RESAMPLED_METRICS)}.")
+    y = np.asarray(y, dtype=np.int64)
+    proba = np.asarray(proba, dtype=np.float64)
+    unique_dates, day = np.unique(np.asarray(dates), return_inverse=True)
+    n_days = len(unique_dates)
+    if block_days < 1 or reps < 1 or n_days < 2 * block_days:
+        raise ValueError(f"A block bootstrap needs block_days >= 1, reps >= 1 and at least two blocks of "
+                         f"dates; got block_days={block_days}, reps={reps}, {n_days} dates.")
+    compute = _RESAMPLED_METRICS[metric]
+    if not np.isfinite(compute(y, proba, np.ones((1, len(y))))[0]):
+        raise ValueError(f"{metric} is undefined on these samples (a class it needs is missing).")
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, n_days, size=(reps, int(np.ceil(n_days / block_days))))
+    drawn = (starts[:, :, None] + np.arange(block_days)) % n_days  # reps x blocks x block_days
+    values = []
+    chunk = max(1, _BOOTSTRAP_CELLS // max(len(y), 1))
+    for first in range(0, reps, chunk):
+        part = drawn[first:first + chunk].reshape(-1, starts.shape[1] * block_days)
+        flat = (part + n_days * np.arange(len(part))[:, None]).ravel()
+        counts = np.bincount(flat, minlength=len(part) * n_days).reshape(len(part), n_days)
+        values.append(compute(y, proba, counts[:, day].astype(np.float64)))
+    result = np.concatenate(values)
+    return result[np.isfinite(result)]
+
+
+def block_bootstrap_ci(y: np.ndarray, proba: np.ndarray, dates: np.ndarray, *,
+                       metric: str = "auc_directional", block_days: int, reps: int, confidence: float,
+                       seed: int) -> tuple[float, float]:
+    """Percentile interval of the metric under a block bootstrap over dates (see the distribution)."""
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be between 0 and 1; got {confidence}.")
+    values = block_bootstrap_distribution(y, proba, dates, metric=metric, block_days=block_days,
+                                          reps=reps, seed=seed)
+    if values.size < reps / 2:
+        raise ValueError(f"{metric} was undefined in {reps - values.size} of {reps} resamples: "
+                         "too few samples of some class for an interval.")
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(values, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
+def suspicious_metrics(metrics: Mapping[str, Any], threshold: float = LEAKAGE_AUC) -> list[str]:
+    """One warning per AUC at or above threshold (or as far below 0.5: a perfectly inverted model)."""
+    warnings = []
+    for key, value in metrics.items():
+        if not key.startswith("auc") or value is None:
+            continue
+        if value >= threshold or value <= 1.0 - threshold:
+            warnings.append(f"{key} = {value:.3f} is beyond the leakage alarm ({threshold:.2f}): this is "
+                            "almost certainly leakage (a feature or a split that sees the label's "
+                            "future), not skill. Check features and split before trusting any result.")
+    return warnings
+
+
+def segment_metrics(y: np.ndarray, proba: np.ndarray, returns: np.ndarray, segments: np.ndarray,
+                    min_samples: int) -> dict[str, dict[str, Any]]:
+    """evaluate() per segment (regime, sector) with at least min_samples rows; None segments skipped."""
+    segments = np.asarray(segments, dtype=object)
+    y, proba, returns = np.asarray(y), np.asarray(proba), np.asarray(returns)
+    labelled = np.not_equal(segments, None)
+    results = {}
+    for segment in sorted(set(segments[labelled].tolist())):
+        rows = segments == segment
+        if rows.sum() >= min_samples:
+            results[segment] = evaluate(y[rows], proba[rows], returns[rows])
+    return results
