@@ -22,6 +22,7 @@ from trainer.gate import (
 )
 
 CONFIG = GateConfig()
+LOG_LOSS_CONFIG = replace(CONFIG, compare_metric="log_loss")
 CI = (0.53, 0.59)
 ALL_NAMES = {"leakage_alarm", "beats_baseline_log_loss", "directional_auc_above_chance",
              "directional_auc_minimum", "ensemble_vs_best_base", "no_weak_regime", "top_decile_return"}
@@ -60,14 +61,14 @@ def test_a_good_ensemble_passes_every_criterion():
 
 
 @pytest.mark.parametrize(("holdout", "regimes", "ci", "config", "name", "words"), [
-    (_holdout(log_loss=1.095), _regimes(), CI, replace(CONFIG, compare_metric="auc_directional"),
+    (_holdout(log_loss=1.095), _regimes(), CI, CONFIG,
      "beats_baseline_log_loss", "does not beat"),
     (_holdout(), _regimes(), (0.49, 0.60), CONFIG, "directional_auc_above_chance", "not above 0.5"),
-    (_holdout(auc_directional=0.515), _regimes(), CI, CONFIG, "directional_auc_minimum",
+    (_holdout(auc_directional=0.515), _regimes(), CI, LOG_LOSS_CONFIG, "directional_auc_minimum",
      "below the required 0.5200"),
-    (_holdout(log_loss=1.055 + 2 * COMPARE_TOLERANCE), _regimes(), CI, CONFIG, "ensemble_vs_best_base",
+    (_holdout(log_loss=1.055 + 2 * COMPARE_TOLERANCE), _regimes(), CI, LOG_LOSS_CONFIG, "ensemble_vs_best_base",
      "worse than the best single model (lightgbm"),
-    (_holdout(auc_directional=0.552), _regimes(), CI, replace(CONFIG, compare_metric="auc_directional"),
+    (_holdout(auc_directional=0.552), _regimes(), CI, CONFIG,
      "ensemble_vs_best_base", "worse than the best single model (lightgbm, 0.5550"),
     (_holdout(), _regimes(auc_directional=0.48), CI, CONFIG, "no_weak_regime", "bear_volatile (0.4800)"),
     (_holdout(top_decile_return=0.003), _regimes(), CI, CONFIG, "top_decile_return", "not more than"),
@@ -84,7 +85,8 @@ def test_each_criterion_fails_alone(holdout, regimes, ci, config, name, words):
 
 
 def test_tolerance_lets_a_tie_pass():
-    decision = evaluate_criteria(_holdout(log_loss=1.055 + COMPARE_TOLERANCE / 2), _regimes(), CI, CONFIG)
+    decision = evaluate_criteria(_holdout(log_loss=1.055 + COMPARE_TOLERANCE / 2), _regimes(), CI,
+                                 LOG_LOSS_CONFIG)
     criterion = next(c for c in decision.criteria if c.name == "ensemble_vs_best_base")
     assert criterion.passed and f"tolerance {COMPARE_TOLERANCE}" in criterion.message
     assert criterion.threshold == pytest.approx(1.055 + COMPARE_TOLERANCE)

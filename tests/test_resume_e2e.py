@@ -42,7 +42,7 @@ def _args(workdir, config):
 @pytest.mark.parametrize("crash_at", [
     "backtest.before_commit:2",       # inside a symbol: computed, not yet committed
     "backtest.after_commit:3",        # committed to SQLite, not yet in the checkpoint
-    "checkpoint.temp_written:4",      # during a checkpoint write: temp file fsynced, not renamed
+    "checkpoint.temp_written:9",      # during a checkpoint write: temp file fsynced, not renamed
     "training.fold_fitted:6",         # inside the second model's cross-validation
 ])
 def test_sigkill_at_a_critical_moment_then_resume_matches_uninterrupted_run(tmp_path, reference, crash_at):

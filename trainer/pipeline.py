@@ -16,10 +16,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from backend.universe import UniverseError
-
 from backend import store
 from backend.store import StoreError
+from backend.universe import UniverseError
 from trainer import console, exit_codes
 from trainer.cli import RunOptions
 from trainer.config import ConfigError
@@ -118,7 +117,7 @@ def progress_line(context: RunContext) -> str:
 
 def execute(context: RunContext) -> None:
     state = context.state
-    kind = "Resuming" if state["backtest"]["completed_symbols"] or context.phase_done("prices") else "Starting"
+    kind = "Resuming" if context.resumed else "Starting"
     console.info(f"{kind} run {context.run_id} ({context.source.key}, {len(context.universe)} symbols, "
                  f"phase: {state['current_phase']}).")
     for notice in context.notices:

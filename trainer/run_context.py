@@ -13,11 +13,10 @@ import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from backend.prices.factory import make_source
-from backend.universe import UniverseEntry, UniverseError, folder_universe, load_universe
-
 from backend import store
 from backend.prices.base import PriceSource
+from backend.prices.factory import make_source
+from backend.universe import UniverseEntry, UniverseError, folder_universe, load_universe
 from trainer.checkpoint import PHASES, CheckpointManager, new_state, now_iso
 from trainer.cli import RunOptions
 from trainer.config import Config, ConfigError, describe_differences, load_config
@@ -40,6 +39,7 @@ class RunContext:
     connection: sqlite3.Connection
     checkpoint: CheckpointManager
     notices: list[str] = field(default_factory=list)  # what the start-up did (recovery, reconcile)
+    resumed: bool = False  # a checkpoint of this run existed before this process started
 
     @property
     def state(self) -> dict:
@@ -107,7 +107,8 @@ def open_run(options: RunOptions) -> RunContext:
     if outcome.state is not None and outcome.state["config_hash"] != config_hash:
         raise ConfigMismatch(_mismatch_message(outcome.state, identity))
     connection = store.connect(paths.database)
-    context = RunContext(paths, config, options, universe, source, connection, checkpoint, notices)
+    context = RunContext(paths, config, options, universe, source, connection, checkpoint, notices,
+                         resumed=outcome.state is not None)
     if outcome.recovered_from == "backup":
         notices.append(f"The checkpoint was unusable ({outcome.problem}); recovered it from "
                        f"{checkpoint.backup_path.name}.")
