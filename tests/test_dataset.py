@@ -178,3 +178,19 @@ def test_load_dataset_rejects_features_that_do_not_match(tmp_path, features, mes
 def test_load_dataset_of_an_empty_run_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(DatasetError, match="no trades"):
         load_dataset(make_store(tmp_path, []), "run")
+
+
+def test_embargo_counts_business_days_not_sample_dates_when_samples_are_strided() -> None:
+    """Samples every 5 business days: an embargo of 20 must cost ~20 business days, not 100."""
+    daily = synthetic_dataset(n_dates=600)
+    keep = np.isin(daily.entry_dates, np.unique(daily.entry_dates)[::5])
+    strided = Dataset(**{name: (value[keep] if isinstance(value, np.ndarray) else value)
+                         for name, value in vars(daily).items()})
+    result = split(strided, embargo_days=20)
+    last_train = strided.entry_dates[result.train_idx].max()
+    first_holdout = strided.entry_dates[result.holdout_idx].min()
+    gap = int(np.busday_count(last_train, first_holdout))
+    assert 20 < gap <= 20 + 5
+    for train, val in result.folds:
+        gap = int(np.busday_count(strided.entry_dates[train].max(), strided.entry_dates[val].min()))
+        assert gap > 20

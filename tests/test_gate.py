@@ -180,8 +180,9 @@ def test_decide_from_db_reads_metrics_and_bootstraps_over_dates(tmp_path, monkey
         return real(y, proba, dates, **kwargs)
 
     monkeypatch.setattr(gate, "block_bootstrap_ci", spy)
-    decision = decide_from_db(connection, "run1", replace(CONFIG, bootstrap_reps=200), horizon=5, seed=3)
-    assert seen["metric"] == "auc_directional" and seen["block_days"] == 5 and seen["seed"] == 3
+    decision = decide_from_db(connection, "run1", replace(CONFIG, bootstrap_reps=200), horizon=20, seed=3)
+    # samples every 5 business days: blocks of 4 sample dates span the 20-day horizon
+    assert seen["metric"] == "auc_directional" and seen["block_days"] == 4 and seen["seed"] == 3
     assert seen["reps"] == 200 and seen["confidence"] == CONFIG.confidence
     assert len(seen["y"]) == 180 and seen["proba"].shape == (180, 3) and len(set(seen["dates"])) == 60
     above = next(c for c in decision.criteria if c.name == "directional_auc_above_chance")
@@ -194,7 +195,8 @@ def test_decide_from_db_reads_metrics_and_bootstraps_over_dates(tmp_path, monkey
 def test_decide_from_db_fails_the_ci_criterion_when_the_holdout_is_too_short(tmp_path):
     connection = store.connect(tmp_path / "t.db")
     _fill_run(connection, n_dates=30)
-    decision = decide_from_db(connection, "run1", CONFIG, horizon=20)
+    # dates 5 business days apart: blocks of 20 sample dates, so 30 dates cannot make two blocks
+    decision = decide_from_db(connection, "run1", CONFIG, horizon=100)
     failed = _failed(decision)
     assert list(failed) == ["directional_auc_above_chance"]
     assert "could not be computed" in failed["directional_auc_above_chance"]

@@ -182,3 +182,14 @@ def test_segment_metrics_skip_small_and_unlabelled_segments() -> None:
     assert list(result) == ["bear", "bull"]
     assert result["bull"]["n_samples"] == 150
     assert result["bear"] == evaluate(y[150:250], proba[150:250], np.zeros(100))
+
+
+def test_bootstrap_blocks_span_the_horizon_in_trading_days_not_in_sample_dates():
+    from trainer.metrics import dates_spanning
+
+    daily = np.arange(np.datetime64("2024-01-01"), np.datetime64("2024-12-31"))
+    daily = daily[np.is_busday(daily)]
+    assert dates_spanning(daily, 20) == 20
+    assert dates_spanning(daily[::5], 20) == 4
+    assert dates_spanning(daily[::5], 22) == 5
+    assert dates_spanning(daily[:1], 20) == 1

@@ -133,11 +133,13 @@ def make_split(dataset: Dataset, *, n_folds: int, holdout_share: float, min_feat
                embargo_days: int) -> Split:
     """Purged, embargoed walk-forward folds on the training period and a holdout at the end.
 
-    Time is counted in unique entry dates ("days"). The holdout is the last `holdout_share` of
-    them; `embargo_days` dates before it are used by nobody; training samples whose exit date
-    reaches the holdout are purged. The training period's dates form n_folds + 1 consecutive
-    blocks: fold i trains on blocks 0..i, minus the last `embargo_days` dates and minus samples
-    whose exit date reaches block i + 1, and validates on block i + 1.
+    The holdout is the last `holdout_share` of the unique entry dates. The embargo is counted in
+    business days (Mon-Fri, close to trading days; not in sample dates, which are `stride` days
+    apart): samples entered within `embargo_days` business days before the holdout are used by
+    nobody, and training samples whose exit date reaches the holdout are purged. The training
+    period's dates form n_folds + 1 consecutive blocks: fold i trains on blocks 0..i, minus the
+    embargo before block i + 1 and minus samples whose exit date reaches it, and validates on
+    block i + 1.
     """
     if n_folds < 1 or embargo_days < 0 or not 0.0 < holdout_share < 1.0:
         raise DatasetError(f"Invalid split settings: n_folds={n_folds} (>= 1), embargo_days="
@@ -146,12 +148,12 @@ def make_split(dataset: Dataset, *, n_folds: int, holdout_share: float, min_feat
     day = np.searchsorted(dates, dataset.entry_dates)  # position of each sample's date
     n_holdout_days = int(np.ceil(holdout_share * len(dates)))
     holdout_day = len(dates) - n_holdout_days
-    train_days = holdout_day - embargo_days
-    if train_days < (n_folds + 1) * (embargo_days + 1):
+    train_days = int(np.searchsorted(dates, embargo_start(dates[holdout_day], embargo_days)))
+    if train_days < 2 * (n_folds + 1):
         raise DatasetError(
-            f"Only {len(dates)} sample dates: after a holdout of {n_holdout_days} and an embargo of "
-            f"{embargo_days}, {max(train_days, 0)} remain for {n_folds + 1} walk-forward blocks that "
-            f"each need more than {embargo_days} dates. Use fewer folds or a longer date range.")
+            f"Only {len(dates)} sample dates: after a holdout of {n_holdout_days} dates and an embargo "
+            f"of {embargo_days} business days, {max(train_days, 0)} remain for {n_folds + 1} walk-forward "
+            "blocks. Use fewer folds or a longer date range.")
 
     train_mask = (day < train_days) & (dataset.exit_dates < dates[holdout_day])
     train_idx = np.flatnonzero(train_mask)
@@ -160,7 +162,8 @@ def make_split(dataset: Dataset, *, n_folds: int, holdout_share: float, min_feat
     folds, fold_periods = [], []
     for block in blocks[1:]:
         first_val_day = int(block[0])
-        fold_train = np.flatnonzero(train_mask & (day < first_val_day - embargo_days)
+        fold_train = np.flatnonzero(train_mask
+                                    & (dataset.entry_dates < embargo_start(dates[first_val_day], embargo_days))
                                     & (dataset.exit_dates < dates[first_val_day]))
         fold_val = np.flatnonzero(train_mask & (day >= first_val_day) & (day <= block[-1]))
         if fold_train.size == 0 or fold_val.size == 0:
@@ -186,6 +189,11 @@ def make_split(dataset: Dataset, *, n_folds: int, holdout_share: float, min_feat
         holdout_period=_period(dataset, holdout_idx),
         n_purged=int(np.count_nonzero(day < train_days) - train_idx.size),
     )
+
+
+def embargo_start(first_date: np.datetime64, embargo_days: int) -> np.datetime64:
+    """The first entry date inside the embargo before `first_date`: embargo_days business days back."""
+    return np.busday_offset(np.datetime64(first_date, "D"), -embargo_days, roll="backward")
 
 
 def _period(dataset: Dataset, idx: np.ndarray) -> Period:

@@ -22,7 +22,7 @@ import pandas as pd
 
 from backend.store import transaction
 from trainer.config import GateConfig
-from trainer.metrics import block_bootstrap_ci
+from trainer.metrics import block_bootstrap_ci, dates_spanning
 
 ENSEMBLE = "ensemble"
 BASELINE = "baseline"
@@ -238,8 +238,8 @@ def decide_from_db(connection: sqlite3.Connection, run_id: str, gate_config: Gat
                    *, seed: int = 0) -> GateDecision:
     """Read the run's holdout metrics and ensemble predictions, bootstrap the CI, decide.
 
-    Bootstrap blocks are `horizon` consecutive holdout entry dates, so each spans at least the label
-    horizon in trading days: trades that overlap share price moves and are resampled together.
+    Bootstrap blocks are as many consecutive holdout entry dates as span the label horizon in
+    trading days: trades that overlap share price moves and are resampled together.
     """
     performance = pd.read_sql_query("SELECT * FROM model_performance WHERE run_id = ?", connection,
                                     params=(run_id,))
@@ -254,11 +254,12 @@ def decide_from_db(connection: sqlite3.Connection, run_id: str, gate_config: Gat
         raise ValueError(f"run {run_id} has no ensemble holdout predictions joined to trades; "
                          "run the evaluation phase before the gate")
     ci, problem = (math.nan, math.nan), None
+    dates = predictions["entry_date"].to_numpy(dtype="datetime64[D]")
     try:
         ci = block_bootstrap_ci(predictions["label"].to_numpy(dtype=int),
                                 predictions[["p_sell", "p_hold", "p_buy"]].to_numpy(dtype=float),
-                                predictions["entry_date"].to_numpy(), metric="auc_directional",
-                                block_days=horizon, reps=gate_config.bootstrap_reps,
+                                dates, metric="auc_directional",
+                                block_days=dates_spanning(dates, horizon), reps=gate_config.bootstrap_reps,
                                 confidence=gate_config.confidence, seed=seed)
     except ValueError as error:  # too few dates or samples: the criterion fails and says why
         problem = str(error)

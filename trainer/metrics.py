@@ -149,6 +149,19 @@ def block_bootstrap_distribution(y: np.ndarray, proba: np.ndarray, dates: np.nda
     return result[np.isfinite(result)]
 
 
+def dates_spanning(dates: np.ndarray, business_days: int) -> int:
+    """How many consecutive unique sample dates cover at least `business_days` trading days.
+
+    Samples are taken every `stride` days, so a block of `horizon` sample dates would span
+    horizon x stride trading days; blocks must span the label horizon in trading days, no more.
+    """
+    unique = np.unique(np.asarray(dates, dtype="datetime64[D]"))
+    if unique.size < 2:
+        return 1
+    typical_gap = max(1.0, float(np.median(np.busday_count(unique[:-1], unique[1:]))))
+    return max(1, int(np.ceil(business_days / typical_gap)))
+
+
 def block_bootstrap_ci(y: np.ndarray, proba: np.ndarray, dates: np.ndarray, *,
                        metric: str = "auc_directional", block_days: int, reps: int, confidence: float,
                        seed: int) -> tuple[float, float]:
