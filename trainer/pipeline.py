@@ -190,4 +190,5 @@ def run_data_phases(context: RunContext) -> None:
     if not context.state["backtest"]["completed_symbols"]:
         raise DataError("No symbol could be backtested (see the reasons above); there is nothing to "
                         "train on.")
+    backtest.record_backtest_facts(context)
     context.advance("backtest")

@@ -6,6 +6,7 @@ checkpoint, in universe order, so a parallel run stores exactly what a serial ru
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import traceback
@@ -82,6 +83,20 @@ def run_backtest(context: RunContext, todo: list[str], prices: dict[str, pd.Data
             backtest["in_progress"] = None
             context.checkpoint.save()
             progress.update(task, completed=position + 1)
+
+
+def record_backtest_facts(context: RunContext) -> None:
+    """What the report needs about the backtest: failures with reasons and the span of the data."""
+    backtest = context.state["backtest"]
+    first, last = context.connection.execute(
+        "SELECT MIN(first_date), MAX(last_date) FROM backtest_results WHERE run_id = ?",
+        (context.run_id,)).fetchone()
+    with store.transaction(context.connection) as connection:
+        store.write_rows(connection, "run_facts", [
+            {"run_id": context.run_id, "key": key, "value_json": json.dumps(value)} for key, value in (
+                ("failed_symbols", backtest["failed_symbols"]),
+                ("skipped_symbols", backtest["skipped_symbols"]),
+                ("data_span", {"first_date": first, "last_date": last}))])
 
 
 def _store_outcome(context: RunContext, outcome: SymbolOutcome) -> None:

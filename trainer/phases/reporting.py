@@ -7,7 +7,9 @@ import os
 import webbrowser
 from pathlib import Path
 
+from backend import store
 from trainer import console
+from trainer.checkpoint import now_iso
 from trainer.report import write_report
 from trainer.run_context import RunContext
 
@@ -18,6 +20,8 @@ VERDICT_METRICS = (("auc_directional", "Directional AUC (BUY vs SELL)"), ("auc_o
 
 
 def run_report_phase(context: RunContext) -> None:
+    with store.transaction(context.connection) as connection:
+        connection.execute("UPDATE training_runs SET finished_at = ? WHERE run_id = ?", (now_iso(), context.run_id))
     path = write_report(context.connection, context.run_id, context.paths.report_dir(context.run_id))
     context.state["report"] = {"path": str(path)}
     log.info("report written to %s", path)
