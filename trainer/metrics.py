@@ -43,6 +43,7 @@ def evaluate(y: np.ndarray, proba: np.ndarray, returns: np.ndarray, *,
     directional = (y == BUY) | (y == SELL)
     both_directions = np.isin([BUY, SELL], y).all()
     top = np.argsort(-proba[:, BUY], kind="stable")[:max(1, int(np.ceil(TOP_SHARE * len(y))))]
+    ranked = bool(np.ptp(proba[:, BUY]) > 0)  # one P(BUY) for all (the baseline) ranks nothing: no top decile
     predicted = proba.argmax(axis=1)
     return {
         "n_samples": len(y),
@@ -53,8 +54,8 @@ def evaluate(y: np.ndarray, proba: np.ndarray, returns: np.ndarray, *,
         "log_loss": float(_log_loss(y, proba, ones)[0]),
         "brier": float(_brier(y, proba, ones)[0]),
         "balanced_accuracy": float(np.mean([np.mean(predicted[y == c] == c) for c in present])),
-        "top_decile_buy_precision": float(np.mean(y[top] == BUY)),
-        "top_decile_return": float(np.mean(returns[top])),
+        "top_decile_buy_precision": float(np.mean(y[top] == BUY)) if ranked else None,
+        "top_decile_return": float(np.mean(returns[top])) if ranked else None,
         "all_mean_return": float(np.mean(returns)),
     }
 

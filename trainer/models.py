@@ -187,13 +187,29 @@ def _lightgbm(seed: int) -> BaseEstimator:
                           force_row_wise=True, n_jobs=MAX_THREADS, random_state=seed, verbose=-1)
 
 
+class _HistGradientBoosting(HistGradientBoostingClassifier):
+    """HistGradientBoostingClassifier that accepts a column without a single value.
+
+    sklearn (1.9) fails to bin a column that is NaN in every training row ("window shape cannot be
+    larger than input array shape"). A short history makes that happen: the first walk-forward fold
+    can end before a 252-day feature has its first value. Such a column says nothing, so it is 0
+    for fitting: one bin, never split on, ignored by every prediction.
+    """
+
+    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None, sample_weight_val=None):
+        empty = np.isnan(X).all(axis=0)
+        if empty.any():
+            X = np.where(empty, 0.0, X)
+        return super().fit(X, y, sample_weight, X_val=X_val, y_val=y_val, sample_weight_val=sample_weight_val)
+
+
 def _gradient_boosting(seed: int) -> BaseEstimator:
     # 63 bins, not 255: with sample weights sklearn computes every bin edge as a separate weighted
     # percentile, which at 255 bins costs more than the boosting itself.
-    return HistGradientBoostingClassifier(max_iter=1000, learning_rate=0.05, max_leaf_nodes=31, max_bins=63,
-                                          min_samples_leaf=100, l2_regularization=1.0,
-                                          early_stopping=True, n_iter_no_change=EARLY_STOPPING_ROUNDS,
-                                          random_state=seed)
+    return _HistGradientBoosting(max_iter=1000, learning_rate=0.05, max_leaf_nodes=31, max_bins=63,
+                                 min_samples_leaf=100, l2_regularization=1.0,
+                                 early_stopping=True, n_iter_no_change=EARLY_STOPPING_ROUNDS,
+                                 random_state=seed)
 
 
 def _neural_network(seed: int) -> BaseEstimator:

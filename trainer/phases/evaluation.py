@@ -61,7 +61,7 @@ def run_evaluation_phase(context: RunContext) -> None:
         connection.execute("DELETE FROM sector_performance WHERE run_id = ?", (context.run_id,))
         store.write_rows(connection, "model_performance", regime_rows)
         store.write_rows(connection, "sector_performance", sector_rows)
-    alarms = [line for name, metrics in results.items()
+    alarms = [f"{name}: {line}" for name, metrics in results.items()
               for line in suspicious_metrics({"model": name, **metrics}, context.config.gate.leakage_auc)]
     for line in alarms:
         console.error(line)

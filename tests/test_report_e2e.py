@@ -1,0 +1,112 @@
+"""The report of a real run, read back like a person would and checked against the database.
+
+tests/test_report.py checks the report writer on a hand-filled database; this runs the real
+program on a small demo and checks that what it wrote is complete: every section filled, the
+demo warning in the title, every figure a real PNG, and every metric cell equal to the row of
+model_performance / sector_performance it names, at the displayed rounding.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pandas as pd
+import pytest
+
+from tests.support import read_checkpoint, run_program, write_fast_config
+from tests.test_report import METRIC_COLUMNS, SECTIONS, _close, _parse
+from trainer.gate import latest_decision
+
+pytestmark = pytest.mark.slow
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# The sentences a section shows instead of its content when it has no data.
+NO_DATA = ("No holdout metrics", "No ensemble holdout predictions", "No per-regime metrics",
+           "No per-sector metrics", "No backtest results", "SHAP was not run", "has not decided",
+           "were not recorded", "No ensemble attribution", "The time split was not recorded",
+           "No phase timings were recorded")
+KEYS = {"model_performance": ("model", "scope", "segment"), "sector_performance": ("model", "sector")}
+
+
+@pytest.fixture(scope="module")
+def demo_report(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("report")
+    config = write_fast_config(workdir)
+    result = run_program("run_training.py", "--demo", "--max-symbols", "6", "--config", config,
+                         "--workdir", workdir, "--no-open")
+    assert result.returncode == 0, result.stdout + result.stderr
+    state = read_checkpoint(workdir)
+    path = workdir / "reports" / state["run_id"] / "report.html"
+    assert state["report"]["path"] == str(path)
+    connection = sqlite3.connect(workdir / "data" / "trainer.db")
+    try:
+        tables = {table: pd.read_sql_query(f"SELECT * FROM {table} WHERE run_id = ?", connection,
+                                           params=(state["run_id"],)) for table in KEYS}
+        decision = latest_decision(connection, state["run_id"])
+    finally:
+        connection.close()
+    return path, _parse(path), tables, decision
+
+
+def test_every_section_is_there_and_filled(demo_report):
+    _, page, _, _ = demo_report
+    assert "DEMO DATA" in page.title
+    assert "generated" in page.banner
+    assert list(page.sections) == list(SECTIONS)
+    for section, text in page.sections.items():
+        assert len(text.strip()) > 80, f"section {section} is nearly empty: {text!r}"
+        empty = [sentence for sentence in NO_DATA if sentence in text]
+        assert not empty, f"section {section} says it has no data: {empty}"
+    assert "script" not in page.tags
+
+
+def test_every_figure_is_a_real_png(demo_report):
+    path, page, _, _ = demo_report
+    for section in ("roc", "calibration", "equity", "shap"):
+        assert page.images.get(section), f"no figure in {section}"
+    for section, sources in page.images.items():
+        for source in sources:
+            image = path.parent / source
+            assert image.is_file(), f"{section}: {source} is referenced but missing"
+            data = image.read_bytes()
+            assert data.startswith(PNG_SIGNATURE) and len(data) > 5000, f"{section}: {source} is not a PNG"
+
+
+def test_every_metric_cell_equals_the_database(demo_report):
+    _, page, tables, _ = demo_report
+    assert not tables["model_performance"].empty and not tables["sector_performance"].empty
+    seen = set()
+    for attrs, text in page.cells:
+        table = attrs.get("data-table")
+        if table is None:
+            continue
+        frame, metric = tables[table], attrs["data-metric"]
+        match = frame
+        for key in KEYS[table]:
+            match = match[match[key] == attrs[f"data-{key}"]]
+        assert len(match) == 1, attrs
+        value = match.iloc[0][metric]
+        assert _close(text.strip(), None if pd.isna(value) else float(value)), (attrs, text, value)
+        seen.add((table, *(attrs[f"data-{key}"] for key in KEYS[table]), metric))
+    for table, frame in tables.items():  # and every stored metric is on the page
+        for record in frame.to_dict("records"):
+            for metric in METRIC_COLUMNS:
+                assert (table, *(record[key] for key in KEYS[table]), metric) in seen, (table, record, metric)
+    models = set(tables["model_performance"]["model"])
+    assert {"logistic_regression", "lightgbm", "ensemble", "baseline"} <= models
+
+
+def test_the_gate_section_shows_the_stored_decision(demo_report):
+    path, page, _, recorded = demo_report
+    assert recorded is not None
+    decision, _, _ = recorded
+    shown = {(a["data-criterion"], a["data-field"]): t for a, t in page.cells if "data-criterion" in a}
+    assert {name for name, _ in shown} == {c.name for c in decision.criteria}
+    for criterion in decision.criteria:
+        assert shown[(criterion.name, "passed")] == ("PASS" if criterion.passed else "FAIL")
+        assert _close(shown[(criterion.name, "value")], criterion.value), criterion.name
+        assert _close(shown[(criterion.name, "threshold")], criterion.threshold), criterion.name
+        assert criterion.message in page.sections["gate"]
+    assert decision.summary in page.sections["gate"]
+    outcome = "promoted" if decision.promoted else "rejected"
+    assert f'data-decision="{outcome}"' in path.read_text(encoding="utf-8")
