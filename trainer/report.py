@@ -53,8 +53,8 @@ th{background:#f3f5f7}td.text,th.text{text-align:left}
 tr.ensemble td{font-weight:600;background:#f5f9ff}
 .banner{background:#fff3cd;border:2px solid #d4a017;padding:.8rem 1rem;font-weight:600}
 .empty{color:#6a737d;font-style:italic}.pass{color:#116329;font-weight:600}
-.fail{color:#b31d28;font-weight:600}.verdict{font-size:1.2rem;padding:.6rem 1rem;border:2px solid}
-.verdict.pass{border-color:#116329}.verdict.fail{border-color:#b31d28}
+.fail{color:#b31d28;font-weight:600}.verdict,.headline{font-size:1.2rem;padding:.6rem 1rem;border:2px solid}
+.pass.verdict,.pass.headline{border-color:#116329}.fail.verdict,.fail.headline{border-color:#b31d28}
 img{max-width:100%;border:1px solid #eee}pre{background:#f6f8fa;padding:.6rem;overflow:auto}
 """
 
@@ -70,7 +70,7 @@ def write_report(connection: sqlite3.Connection, run_id: str, out_dir: Path) -> 
               "not downloaded. The numbers show that the pipeline works, not that any model can "
               "predict real stocks.</p>") if data.is_demo else ""
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_esc(title)}</title>'
-            f"<style>{STYLE}</style></head><body><h1>{_esc(title)}</h1>{banner}"
+            f"<style>{STYLE}</style></head><body><h1>{_esc(title)}</h1>{banner}{_headline(data)}"
             + "".join(sections) + "</body></html>\n")
     path = out_dir / REPORT_FILE
     path.write_text(page, encoding="utf-8")
@@ -464,6 +464,16 @@ def _shap_attributions(data: _RunData, shap: pd.DataFrame, out_dir: Path) -> lis
 
 def _verdict_css(passed: bool) -> str:
     return "pass" if passed else "fail"
+
+
+def _headline(data: _RunData) -> str:
+    """The decision first: the reader should not have to scroll to the end to learn it."""
+    recorded = latest_decision(data.connection, data.run_id)
+    if recorded is None:
+        return _p("The promotion gate has not decided on this run yet.")
+    decision = recorded[0]
+    return (f'<p class="headline {_verdict_css(decision.promoted)}">{_esc(decision.summary)} '
+            '<a href="#gate">Every criterion is at the end of the page.</a></p>')
 
 
 def _gate(data: _RunData, out_dir: Path) -> str:
