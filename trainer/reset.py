@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from backend import store
-from trainer import console
-from trainer.checkpoint import CheckpointManager
+from trainer import console, exit_codes
+from trainer.checkpoint import PHASES, CheckpointManager
 from trainer.paths import WorkPaths
 from trainer.run_lock import is_running
 
@@ -38,7 +38,9 @@ def clear_training(connection: sqlite3.Connection, state: dict[str, Any], artifa
     state["shap"] = {"completed": False}
     state["promotion"] = {"decided": False, "decision": None}
     state["report"] = {"path": None}
-    state["current_phase"] = TRAINING_PHASES_RESET_TO
+    # Back to the dataset phase, never forward: a backtest that has not finished must finish first.
+    if PHASES.index(state["current_phase"]) > PHASES.index(TRAINING_PHASES_RESET_TO):
+        state["current_phase"] = TRAINING_PHASES_RESET_TO
 
 
 def _row_counts(connection: sqlite3.Connection, tables: tuple[str, ...]) -> dict[str, int]:
@@ -50,7 +52,7 @@ def reset(workdir: Path | None, *, assume_yes: bool, phase: str | None, include_
     if is_running(paths.checkpoints):
         console.error("A training run is active in this folder. Stop it first (Ctrl+C in its window), "
                       "then reset.")
-        return 1
+        return exit_codes.ALREADY_RUNNING
     manager = CheckpointManager(paths.checkpoints)
     outcome = manager.load()
     connection = store.connect(paths.database) if paths.database.exists() else None

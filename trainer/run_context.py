@@ -12,6 +12,7 @@ import logging
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from backend import store
 from backend.prices.base import PriceSource
@@ -105,7 +106,7 @@ def open_run(options: RunOptions) -> RunContext:
     outcome = checkpoint.load()
     notices: list[str] = []
     if outcome.state is not None and outcome.state["config_hash"] != config_hash:
-        raise ConfigMismatch(_mismatch_message(outcome.state, identity))
+        raise ConfigMismatch(_mismatch_message(outcome.state, identity, options.workdir))
     connection = store.connect(paths.database)
     context = RunContext(paths, config, options, universe, source, connection, checkpoint, notices,
                          resumed=outcome.state is not None)
@@ -119,13 +120,15 @@ def open_run(options: RunOptions) -> RunContext:
     return context
 
 
-def _mismatch_message(state: dict, identity: dict) -> str:
+def _mismatch_message(state: dict, identity: dict, workdir: Path | None = None) -> str:
     changes = describe_differences(state.get("config", {}), identity)
+    # The reset must reach this work directory, not the project folder's own checkpoint.
+    reset_command = "python reset_checkpoint.py" + (f' --workdir "{workdir}"' if workdir is not None else "")
     lines = [f"The saved progress (run {state['run_id']}) was made with different settings, so it "
              "cannot be resumed with these:"]
     lines += [f"  - {change}" for change in changes] or ["  - (settings differ)"]
     lines += ["Nothing was changed. Either:",
-              "  1. start over with these settings:  python reset_checkpoint.py",
+              f"  1. start over with these settings:  {reset_command}",
               "  2. or resume the saved run by running again with its old settings (listed left of "
               "each arrow above)."]
     return "\n".join(lines)
@@ -138,13 +141,18 @@ def _start_or_rebuild(context: RunContext, config_hash: str, identity: dict, pro
         (config_hash,)).fetchone()
     total = len(context.universe)
     models_total = len(context.config.training.models)
-    if row is not None and problem is not None:
+    if row is not None:
+        # The database is the source of truth for data: a checkpoint that is damaged or was deleted
+        # (while the run's rows were kept) costs the models, never the finished symbols.
         state = new_state(row[0], config_hash, identity, total, models_total, bool(row[1]))
         state["created_at"] = now_iso()
         context.checkpoint.start(state)
-        context.notices.append(f"The checkpoint and its backup were unusable ({problem}); rebuilt "
-                               f"progress from the database (run {row[0]}). Finished symbols are kept; "
-                               "models will be retrained.")
+        context.resumed = True
+        found = (f"The checkpoint and its backup were unusable ({problem})" if problem is not None else
+                 f"There was no checkpoint in {context.checkpoint.folder}, but the database holds run "
+                 f"{row[0]} with these settings")
+        context.notices.append(f"{found}; rebuilt progress from the database (run {row[0]}). Finished "
+                               "symbols are kept; models will be retrained.")
         return
     if problem is not None:
         context.notices.append(f"The checkpoint was unusable ({problem}) and the database holds no run "

@@ -121,7 +121,10 @@ def show_status(workdir: Path | None, *, watch: bool, as_json: bool, interval: f
             if state is None:
                 message = (f"No checkpoint in {paths.checkpoints}: no run has started yet. "
                            "Start one with: python run_training.py --demo")
-                print(json.dumps({"checkpoint": None, "message": message}) if as_json else message)
+                if as_json:
+                    print(json.dumps({"checkpoint": None, "message": message}))
+                else:  # through the console: a path it cannot encode must not crash it
+                    console.info(message)
             else:
                 summary = summarise(state, is_running(paths.checkpoints))
                 if as_json:
