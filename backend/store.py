@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS price_data (
 CREATE TABLE IF NOT EXISTS price_fetches (
     source TEXT NOT NULL, symbol TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
     detail TEXT, rows INTEGER NOT NULL DEFAULT 0, is_demo INTEGER NOT NULL DEFAULT 0,
-    requested_start TEXT, requested_end TEXT, fetched_at TEXT NOT NULL,
+    requested_start TEXT, requested_end TEXT, fingerprint TEXT, fetched_at TEXT NOT NULL,
     PRIMARY KEY (source, symbol)
 );
 

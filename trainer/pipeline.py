@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shlex
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -49,8 +52,9 @@ def install_stop_handlers() -> None:
 
 
 def resume_command() -> str:
-    arguments = " ".join(sys.argv[1:])
-    return f"python run_training.py {arguments}".strip()
+    """The command that resumes, quoted so that paths with spaces survive copy and paste."""
+    words = ["python", "run_training.py", *sys.argv[1:]]
+    return subprocess.list2cmdline(words) if os.name == "nt" else shlex.join(words)
 
 
 def run_pipeline(options: RunOptions) -> int:
@@ -122,6 +126,7 @@ def execute(context: RunContext) -> None:
                  f"phase: {state['current_phase']}).")
     for notice in context.notices:
         console.warn(notice)
+    warn_exhausted(context)
     if context.phase_done("backtest"):
         retry_failed_symbols(context)
     for phase, action in phase_actions():
@@ -152,6 +157,17 @@ def phase_actions() -> list[tuple[str, Callable[[RunContext], None]]]:
     ]
 
 
+def warn_exhausted(context: RunContext) -> None:
+    """Say which symbols are no longer retried, and how to get them tried again."""
+    limit = context.config.run.max_attempts
+    exhausted = sorted(symbol for symbol, failure in context.state["backtest"]["failed_symbols"].items()
+                       if failure["attempts"] >= limit)
+    if exhausted:
+        console.warn(f"{len(exhausted)} symbol(s) failed {limit} times and are not tried again: "
+                     f"{', '.join(exhausted)}. After fixing them, set a higher run.max_attempts in a "
+                     "--config file, or start over with reset_checkpoint.py.")
+
+
 def retry_failed_symbols(context: RunContext) -> None:
     """After the backtest closed: failed symbols with attempts left get another try; if any now
     succeeds the dataset changed, so the models are retrained from it."""
@@ -180,8 +196,10 @@ def run_data_phases(context: RunContext) -> None:
     context.advance("prices")
     if not loaded and not context.state["backtest"]["completed_symbols"]:
         listed = "; ".join(f"{symbol}: {reason}" for symbol, reason in list(failures.items())[:5])
-        raise DataError(f"None of the {len(wanted)} symbols has usable prices ({listed}). Check the "
-                        "price folder or the internet connection, then run again.")
+        where = {"csv": "the files in --prices-dir", "yfinance": "the internet connection and the symbols",
+                 "demo": "the date range (--start/--end)"}[context.config.data.source]
+        raise DataError(f"None of the {len(wanted)} symbols has usable prices ({listed}). Check {where}, "
+                        "then run again.")
     proxy = None if context.phase_done("market") else prices.proxy_prices(context)
     market_context = market.ensure_market(context, loaded, proxy)
     todo = [symbol for symbol in pending if symbol in loaded]

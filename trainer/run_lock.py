@@ -7,10 +7,13 @@ the process dies, even by SIGKILL or a power cut, so a stale lock can never bloc
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from types import TracebackType
 
 LOCK_NAME = ".run.lock"
+LOCK_ATTEMPTS = 10
+LOCK_RETRY_SECONDS = 0.1
 
 
 class AlreadyRunning(RuntimeError):
@@ -46,7 +49,12 @@ class RunLock:
     def __enter__(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(self.path, "a+", encoding="utf-8")
-        if not _try_lock(handle):
+        # check_checkpoint.py probes the lock for an instant; do not mistake that for a run.
+        for _ in range(LOCK_ATTEMPTS):
+            if _try_lock(handle):
+                break
+            time.sleep(LOCK_RETRY_SECONDS)
+        else:
             handle.close()
             raise AlreadyRunning(f"Another training run is already working in {self.path.parent.parent} "
                                  "(it holds checkpoints/.run.lock). Watch it with "

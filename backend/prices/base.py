@@ -47,6 +47,11 @@ class PriceSource(ABC):
     #: True for generated data; stored with the prices and shown in the report
     is_demo: bool = False
 
+    def fingerprints(self, symbols: list[str]) -> dict[str, str]:
+        """A version stamp per symbol of data the user can edit; a changed stamp makes the cached
+        prices stale. Downloads and generated data have none (an empty dict)."""
+        return {}
+
     @abstractmethod
     def fetch(self, symbols: list[str], start: str | None, end: str | None) -> Iterator[FetchResult]:
         """Yield one FetchResult per requested symbol (in any order), rows within [start, end]."""

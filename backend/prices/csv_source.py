@@ -68,6 +68,15 @@ class CsvFolderSource(PriceSource):
         for symbol in symbols:
             yield self._load(symbol, files.get(symbol.strip().upper(), []), start, end)
 
+    def fingerprints(self, symbols: list[str]) -> dict[str, str]:
+        """Size and modification time of each symbol's file: a fixed or replaced file is read again."""
+        files = self._files()
+        stamps = {}
+        for symbol in symbols:
+            paths = files.get(symbol.strip().upper(), [])
+            stamps[symbol] = ";".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in paths)
+        return stamps
+
     def _files(self) -> dict[str, list[Path]]:
         """UPPER symbol -> its files (more than one is an ambiguity reported on fetch)."""
         files: dict[str, list[Path]] = {}

@@ -7,6 +7,7 @@ resumed run never downloads a symbol again and never sees half a symbol.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -31,16 +32,16 @@ def pending_symbols(context: RunContext) -> list[str]:
     return [symbol for symbol in context.symbols if symbol not in done and symbol not in exhausted]
 
 
-def _cached(context: RunContext) -> dict[str, str]:
-    """symbol -> status for fetches of this source over the same requested range."""
+def _cached_ok(context: RunContext, symbols: list[str], stamps: dict[str, str]) -> set[str]:
+    """Symbols whose prices are cached from an 'ok' fetch of the same range and the same file version."""
     data = context.config.data
     rows = context.connection.execute(
-        "SELECT symbol, status FROM price_fetches WHERE source = ? AND requested_start IS ? "
-        "AND requested_end IS ?", (context.source.key, data.start, data.end))
-    return dict(rows.fetchall())
+        "SELECT symbol, fingerprint FROM price_fetches WHERE source = ? AND status = 'ok' "
+        "AND requested_start IS ? AND requested_end IS ?", (context.source.key, data.start, data.end))
+    return {symbol for symbol, stamp in rows if symbol in symbols and stamp == stamps.get(symbol)}
 
 
-def _store_result(context: RunContext, result: FetchResult) -> None:
+def _store_result(context: RunContext, result: FetchResult, stamp: str | None) -> None:
     data = context.config.data
     source_key, symbol = context.source.key, result.symbol
     with store.transaction(context.connection) as connection:
@@ -64,13 +65,15 @@ def _store_result(context: RunContext, result: FetchResult) -> None:
         store.write_rows(connection, "price_fetches", [{
             "source": source_key, "symbol": symbol, "status": "failed" if result.error else "ok",
             "detail": result.error, "rows": rows, "is_demo": int(context.source.is_demo),
-            "requested_start": data.start, "requested_end": data.end, "fetched_at": now_iso()}])
+            "requested_start": data.start, "requested_end": data.end, "fingerprint": stamp,
+            "fetched_at": now_iso()}])
 
 
 def fetch_missing(context: RunContext, wanted: list[str]) -> None:
     """Fetch every wanted symbol that has no cached outcome for this range (failures are retried)."""
-    cached = _cached(context)
-    to_fetch = [symbol for symbol in wanted if cached.get(symbol) != "ok"]
+    stamps = context.source.fingerprints(wanted)
+    cached = _cached_ok(context, wanted, stamps)
+    to_fetch = [symbol for symbol in wanted if symbol not in cached]
     if not to_fetch:
         console.info(f"Prices: all {len(wanted)} symbols already in the cache.")
         return
@@ -78,12 +81,16 @@ def fetch_missing(context: RunContext, wanted: list[str]) -> None:
     with console.make_progress(console.get_console()) as progress:
         task = progress.add_task("Prices", total=len(to_fetch))
         for result in context.source.fetch(to_fetch, context.config.data.start, context.config.data.end):
-            _store_result(context, result)
+            _store_result(context, result, stamps.get(result.symbol))
             if result.error:
                 log.warning("prices: %s failed: %s", result.symbol, result.error)
                 console.warn(f"{result.symbol}: {result.error}")
             elif result.issues:
-                log.info("prices: %s: %d row(s) quarantined", result.symbol, len(result.issues))
+                kinds = Counter(issue.kind for issue in result.issues)
+                listed = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
+                log.info("prices: %s: quarantined %s", result.symbol, listed)
+                console.warn(f"{result.symbol}: data problems: {listed}; bad rows are left out "
+                             "(details in the data_issues table and the report)")
             progress.advance(task)
 
 
