@@ -13,8 +13,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 SCHEMA_VERSION = 1
 
 SCHEMA = """
@@ -184,11 +182,6 @@ def create_schema(connection: sqlite3.Connection) -> None:
     elif int(row[0]) > SCHEMA_VERSION:
         raise StoreError(f"The database was written by a newer version (schema {row[0]}, this program "
                          f"knows {SCHEMA_VERSION}). Update the program or reset with --prices.")
-
-
-def database(connection: sqlite3.Connection) -> sqlite_utils.Database:
-    """sqlite-utils view of the same connection, for bulk inserts and convenient queries."""
-    return sqlite_utils.Database(connection)
 
 
 @contextmanager

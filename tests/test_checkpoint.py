@@ -55,15 +55,16 @@ def test_both_files_damaged_reports_the_problem_and_no_state(tmp_path):
     assert "not valid JSON" in outcome.problem
 
 
-def test_a_damaged_main_file_never_overwrites_a_good_backup(tmp_path):
+def test_a_damaged_main_file_never_becomes_the_backup(tmp_path):
     manager = CheckpointManager(tmp_path)
     manager.start(_state())
+    manager.state["backtest"]["completed_symbols"].append("AAA")
     manager.save()
-    good_backup = manager.backup_path.read_text(encoding="utf-8")
     manager.path.write_text("garbage", encoding="utf-8")
+    manager.state["backtest"]["completed_symbols"].append("BBB")
     manager.save()
-    assert manager.backup_path.read_text(encoding="utf-8") == good_backup
-    assert read_checkpoint(manager.path)["run_id"] == "run-1"
+    assert read_checkpoint(manager.backup_path)["backtest"]["completed_symbols"] == ["AAA"]
+    assert read_checkpoint(manager.path)["backtest"]["completed_symbols"] == ["AAA", "BBB"]
 
 
 def test_unknown_version_and_phase_are_rejected_with_the_file_named(tmp_path):

@@ -154,6 +154,7 @@ class CheckpointManager:
         self.path = self.folder / CHECKPOINT_NAME
         self.backup_path = self.folder / (CHECKPOINT_NAME + ".bak")
         self.state: dict[str, Any] | None = None
+        self._previous_text: str | None = None
         self._session_started = time.monotonic()
         self._active_base = 0.0
 
@@ -188,6 +189,7 @@ class CheckpointManager:
 
     def _adopt(self, state: dict[str, Any] | None) -> None:
         self.state = state
+        self._previous_text = json.dumps(state, indent=2) if state is not None else None
         self._session_started = time.monotonic()
         self._active_base = float(state.get("active_seconds", 0.0)) if state else 0.0
 
@@ -203,13 +205,12 @@ class CheckpointManager:
         self.state["last_update"] = now_iso()
         self.state["active_seconds"] = round(self.active_seconds(), 3)
         text = json.dumps(self.state, indent=2, sort_keys=False)
-        if self.path.exists():
-            try:
-                read_checkpoint(self.path)
-                atomic_write_text(self.backup_path, self.path.read_text(encoding="utf-8"))
-            except CheckpointError:
-                pass  # never overwrite a good backup with a bad main file
+        # The backup is the previous state this manager wrote or loaded, known to be good: the
+        # file on disk is not trusted (a damaged main file must never become the backup).
+        if self._previous_text is not None:
+            atomic_write_text(self.backup_path, self._previous_text)
         atomic_write_text(self.path, text)
+        self._previous_text = text
 
     def snapshot(self) -> dict[str, Any]:
         """A deep copy of the state, for readers that must not see later mutations."""

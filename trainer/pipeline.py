@@ -8,6 +8,7 @@ simply redone on the next run.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -28,10 +29,11 @@ from trainer.config import ConfigError
 from trainer.keep_awake import keep_awake
 from trainer.logging_setup import setup_logging
 from trainer.paths import WorkPaths
-from trainer.phases import backtest, decision, evaluation, explain, market, prices, reporting, training
+from trainer.phases import backtest, market, prices
 from trainer.reset import clear_training
 from trainer.run_context import ConfigMismatch, RunContext, open_run
 from trainer.run_lock import AlreadyRunning, RunLock
+from trainer.verdict import show_verdict
 
 log = logging.getLogger(__name__)
 
@@ -140,21 +142,33 @@ def execute(context: RunContext) -> None:
         store.put_fact(context.connection, context.run_id, "phase_seconds",
                        json.dumps(context.state["phase_seconds"]))
         log.info("phase %s: end (%.1f s)", phase, seconds)
-    reporting.show_verdict(context)
+    show_verdict(context)
+
+
+# Each phase after the backtest and the function that runs it, imported only when the phase
+# runs: the machine-learning and plotting libraries take seconds to import, and a resumed
+# backtest or a configuration error should not wait for them.
+LATER_PHASES = (
+    ("dataset", "trainer.phases.training", "run_dataset_phase"),
+    ("training", "trainer.phases.training", "run_base_models_phase"),
+    ("meta_learner", "trainer.phases.training", "run_meta_learner_phase"),
+    ("evaluation", "trainer.phases.evaluation", "run_evaluation_phase"),
+    ("shap", "trainer.phases.explain", "run_shap_phase"),
+    ("promotion", "trainer.phases.decision", "run_promotion_phase"),
+    ("report", "trainer.phases.reporting", "run_report_phase"),
+)
 
 
 def phase_actions() -> list[tuple[str, Callable[[RunContext], None]]]:
     """Each phase and what does it; a finished phase is skipped on resume."""
-    return [
-        ("backtest", run_data_phases),
-        ("dataset", training.run_dataset_phase),
-        ("training", training.run_base_models_phase),
-        ("meta_learner", training.run_meta_learner_phase),
-        ("evaluation", evaluation.run_evaluation_phase),
-        ("shap", explain.run_shap_phase),
-        ("promotion", decision.run_promotion_phase),
-        ("report", reporting.run_report_phase),
-    ]
+    return [("backtest", run_data_phases)] + [
+        (phase, _deferred(module, function)) for phase, module, function in LATER_PHASES]
+
+
+def _deferred(module: str, function: str) -> Callable[[RunContext], None]:
+    def run(context: RunContext) -> None:
+        getattr(importlib.import_module(module), function)(context)
+    return run
 
 
 def warn_exhausted(context: RunContext) -> None:
@@ -188,23 +202,25 @@ def run_data_phases(context: RunContext) -> None:
     pending = prices.pending_symbols(context)
     wanted = context.symbols if not context.phase_done("market") else pending
     prices.fetch_missing(context, wanted)
-    loaded = prices.load_prices(context, wanted)
+    available = prices.available_symbols(context, wanted)
     failures = prices.failed_fetches(context)
     for symbol in pending:
-        if symbol not in loaded:
+        if symbol not in available:
             backtest.record_failure(context, symbol, failures.get(symbol, "no prices"))
     context.advance("prices")
-    if not loaded and not context.state["backtest"]["completed_symbols"]:
+    if not available and not context.state["backtest"]["completed_symbols"]:
         listed = "; ".join(f"{symbol}: {reason}" for symbol, reason in list(failures.items())[:5])
         where = {"csv": "the files in --prices-dir", "yfinance": "the internet connection and the symbols",
                  "demo": "the date range (--start/--end)"}[context.config.data.source]
         raise DataError(f"None of the {len(wanted)} symbols has usable prices ({listed}). Check {where}, "
                         "then run again.")
-    proxy = None if context.phase_done("market") else prices.proxy_prices(context)
-    market_context = market.ensure_market(context, loaded, proxy)
-    todo = [symbol for symbol in pending if symbol in loaded]
+    if not context.phase_done("market"):
+        closes = {symbol: prices.load_symbol(context, symbol)["close"] for symbol in available}
+        market.build_and_store_market(context, closes, prices.proxy_prices(context))
+    market_context = market.load_market(context)
+    todo = [symbol for symbol in pending if symbol in available]
     if todo:
-        backtest.run_backtest(context, todo, loaded, market_context)
+        backtest.run_backtest(context, todo, lambda symbol: prices.load_symbol(context, symbol), market_context)
     if not context.state["backtest"]["completed_symbols"]:
         raise DataError("No symbol could be backtested (see the reasons above); there is nothing to "
                         "train on.")

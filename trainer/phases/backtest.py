@@ -10,6 +10,7 @@ import json
 import logging
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -56,15 +57,17 @@ def record_failure(context: RunContext, symbol: str, reason: str) -> None:
     failures[symbol] = {"reason": reason, "attempts": attempts}
 
 
-def run_backtest(context: RunContext, todo: list[str], prices: dict[str, pd.DataFrame],
+def run_backtest(context: RunContext, todo: list[str], load_prices: Callable[[str], pd.DataFrame],
                  market: MarketContext) -> None:
-    """Backtest the given symbols (which all have prices), saving progress after each one."""
+    """Backtest the given symbols (which all have cached prices), saving progress after each one.
+
+    Prices are loaded one symbol at a time as the workers ask for work, never all at once."""
     backtest = context.state["backtest"]
     labels = context.config.labels
     label_settings = {"horizon": labels.horizon, "barrier_k": labels.barrier_k,
                       "vol_window": labels.vol_window, "stride": labels.stride}
     jobs = min(context.config.run.jobs, max(1, len(todo)))
-    tasks = (delayed(compute_symbol)(symbol, prices[symbol], market, context.sector_of(symbol),
+    tasks = (delayed(compute_symbol)(symbol, load_prices(symbol), market, context.sector_of(symbol),
                                      context.config.data.min_history_days, label_settings,
                                      context.config.features.shock_sigma) for symbol in todo)
     started = time.monotonic()
@@ -72,15 +75,16 @@ def run_backtest(context: RunContext, todo: list[str], prices: dict[str, pd.Data
     with console.make_progress(console.get_console()) as progress:
         task = progress.add_task("Backtest", total=len(todo))
         outcomes = Parallel(n_jobs=jobs, return_as="generator")(tasks)
+        backtest["in_progress"] = todo[0]
+        context.checkpoint.save()
         for position, symbol in enumerate(todo):
-            backtest["in_progress"] = symbol
-            context.checkpoint.save()
             outcome = next(outcomes)
             assert outcome.symbol == symbol
             _store_outcome(context, outcome)
             done_here += 1
             backtest["seconds_per_symbol"] = round((time.monotonic() - started) / done_here, 4)
-            backtest["in_progress"] = None
+            # One save per symbol: this one's result and the next one now in progress.
+            backtest["in_progress"] = todo[position + 1] if position + 1 < len(todo) else None
             context.checkpoint.save()
             progress.update(task, completed=position + 1)
 

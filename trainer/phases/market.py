@@ -1,8 +1,8 @@
 """Market phase: the market proxy, sector indices and regimes, built once per run and stored.
 
-Later runs (resumes) load the stored context instead of rebuilding it, and so does the first
-run right after storing it: every symbol of a run, whenever it was processed, sees exactly the
-same market series.
+Every run, the first included, backtests against the stored context (load_market), never the
+freshly built one: every symbol of a run, whenever it was processed, sees exactly the same
+market series.
 """
 
 from __future__ import annotations
@@ -20,29 +20,24 @@ from trainer.run_context import RunContext
 log = logging.getLogger(__name__)
 
 
-def ensure_market(context: RunContext, prices: dict[str, pd.DataFrame],
-                  proxy: pd.DataFrame | None) -> MarketContext:
-    """Build and store the market context on the first pass; always return the stored one."""
-    if not context.phase_done("market"):
-        closes = {symbol: frame["close"] for symbol, frame in prices.items()}
-        sectors = {symbol: context.sector_of(symbol) for symbol in prices}
-        built = build_market(closes, sectors, None if proxy is None else proxy["close"])
-        with store.transaction(context.connection) as connection:
-            for table in ("market_data", "sector_indices", "feature_names"):
-                connection.execute(f"DELETE FROM {table} WHERE run_id = ?", (context.run_id,))
-            store.write_rows(connection, "market_data", market_rows(context.run_id, built))
-            store.write_rows(connection, "sector_indices", sector_rows(context.run_id, built))
-            store.write_rows(connection, "feature_names", [
-                {"run_id": context.run_id, "position": i, "name": name}
-                for i, name in enumerate(FEATURE_NAMES)])
-            connection.execute("INSERT OR REPLACE INTO run_facts VALUES (?, 'proxy', ?)",
-                                (context.run_id, f'"{built.proxy_name}"'))
-        log.info("market: proxy %s, %d sectors, %d dates", built.proxy_name, len(built.sectors),
-                 len(built.market))
-        console.info(f"Market: proxy {built.proxy_name}, {len(built.sectors)} sector indices, "
-                     f"{len(built.market)} trading days.")
-        context.advance("market")
-    return load_market(context)
+def build_and_store_market(context: RunContext, closes: dict[str, pd.Series],
+                           proxy: pd.DataFrame | None) -> None:
+    """Build the market context from the universe's closes (or the proxy) and store it, once."""
+    sectors = {symbol: context.sector_of(symbol) for symbol in closes}
+    built = build_market(closes, sectors, None if proxy is None else proxy["close"])
+    with store.transaction(context.connection) as connection:
+        for table in ("market_data", "sector_indices", "feature_names"):
+            connection.execute(f"DELETE FROM {table} WHERE run_id = ?", (context.run_id,))
+        store.write_rows(connection, "market_data", market_rows(context.run_id, built))
+        store.write_rows(connection, "sector_indices", sector_rows(context.run_id, built))
+        store.write_rows(connection, "feature_names", [
+            {"run_id": context.run_id, "position": i, "name": name} for i, name in enumerate(FEATURE_NAMES)])
+        connection.execute("INSERT OR REPLACE INTO run_facts VALUES (?, 'proxy', ?)",
+                           (context.run_id, f'"{built.proxy_name}"'))
+    log.info("market: proxy %s, %d sectors, %d dates", built.proxy_name, len(built.sectors), len(built.market))
+    console.info(f"Market: proxy {built.proxy_name}, {len(built.sectors)} sector indices, "
+                 f"{len(built.market)} trading days.")
+    context.advance("market")
 
 
 def load_market(context: RunContext) -> MarketContext:

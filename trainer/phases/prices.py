@@ -103,19 +103,35 @@ def failed_fetches(context: RunContext) -> dict[str, str]:
     return dict(rows.fetchall())
 
 
-def load_prices(context: RunContext, symbols: list[str]) -> dict[str, pd.DataFrame]:
-    """Cached prices for the given symbols (those with an 'ok' fetch), as PRICE_COLUMNS frames."""
-    if not symbols:
-        return {}
-    placeholders = ", ".join("?" for _ in symbols)
-    frame = pd.read_sql_query(
-        f"SELECT symbol, date, {', '.join(PRICE_COLUMNS)} FROM price_data "
-        f"WHERE source = ? AND symbol IN ({placeholders}) ORDER BY symbol, date",
-        context.connection, params=[context.source.key, *symbols])
+def available_symbols(context: RunContext, symbols: list[str]) -> list[str]:
+    """The given symbols whose prices for this range are in the cache, in the given order."""
+    data = context.config.data
+    rows = context.connection.execute(
+        "SELECT symbol FROM price_fetches WHERE source = ? AND status = 'ok' AND requested_start IS ? "
+        "AND requested_end IS ?", (context.source.key, data.start, data.end))
+    cached = {row[0] for row in rows}
+    return [symbol for symbol in symbols if symbol in cached]
+
+
+def load_symbol(context: RunContext, symbol: str) -> pd.DataFrame | None:
+    """One symbol's cached prices as a PRICE_COLUMNS frame (None if not cached).
+
+    One symbol at a time (a primary-key range scan), so memory and time grow linearly with the
+    universe and a resumed run starts its first symbol without reading all the others. It opens
+    its own read-only connection: with --jobs, joblib asks for the next task from another thread,
+    and a SQLite connection belongs to the thread that made it.
+    """
+    connection = store.connect(context.paths.database, readonly=True)
+    try:
+        frame = pd.read_sql_query(
+            f"SELECT date, {', '.join(PRICE_COLUMNS)} FROM price_data WHERE source = ? AND symbol = ? "
+            "ORDER BY date", connection, params=[context.source.key, symbol])
+    finally:
+        connection.close()
+    if frame.empty:
+        return None
     frame["date"] = pd.to_datetime(frame["date"])
-    frame[list(PRICE_COLUMNS)] = frame[list(PRICE_COLUMNS)].astype(np.float64)
-    return {str(symbol): group.drop(columns="symbol").set_index("date")
-            for symbol, group in frame.groupby("symbol", sort=False)}
+    return frame.set_index("date").astype(np.float64)
 
 
 def proxy_prices(context: RunContext) -> pd.DataFrame | None:
@@ -126,7 +142,7 @@ def proxy_prices(context: RunContext) -> pd.DataFrame | None:
         return None
     if PROXY_SYMBOL not in context.symbols:
         fetch_missing(context, [PROXY_SYMBOL])
-    proxy = load_prices(context, [PROXY_SYMBOL]).get(PROXY_SYMBOL)
+    proxy = load_symbol(context, PROXY_SYMBOL)
     if proxy is None:
         console.warn(f"{PROXY_SYMBOL} is not available; the market proxy is the equal-weight index instead.")
     return proxy

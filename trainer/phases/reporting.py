@@ -1,22 +1,15 @@
-"""Report phase and the final console verdict: one table, the decision, and where the report is."""
+"""Report phase: the HTML report of the run, written from the database."""
 
 from __future__ import annotations
 
 import logging
-import os
-import webbrowser
-from pathlib import Path
 
 from backend import store
-from trainer import console
 from trainer.checkpoint import now_iso
 from trainer.report import write_report
 from trainer.run_context import RunContext
 
 log = logging.getLogger(__name__)
-
-VERDICT_METRICS = (("auc_directional", "Directional AUC (BUY vs SELL)"), ("auc_ovr", "One-vs-rest AUC"),
-                   ("log_loss", "Log loss"))
 
 
 def run_report_phase(context: RunContext) -> None:
@@ -26,25 +19,3 @@ def run_report_phase(context: RunContext) -> None:
     context.state["report"] = {"path": str(path)}
     log.info("report written to %s", path)
     context.advance("report")
-
-
-def show_verdict(context: RunContext) -> None:
-    """The one table the user reads in the morning."""
-    results = context.state["evaluation"]["results"]
-    ensemble, baseline = results.get("ensemble", {}), results.get("baseline", {})
-    rows = [(label, _fmt(ensemble.get(key)), _fmt(baseline.get(key))) for key, label in VERDICT_METRICS]
-    promotion = context.state["promotion"]
-    rows.append(("Gate decision", (promotion.get("decision") or "not decided").upper(), ""))
-    title = "Verdict" + (" (DEMO DATA)" if context.state.get("is_demo") else "")
-    console.print_table(title, ["Holdout", "Ensemble", "Class-prior baseline"], rows)
-    if promotion.get("summary"):
-        console.info(promotion["summary"])
-    report = context.state["report"].get("path")
-    if report:
-        console.info(f"Report: {report}")
-        if os.name == "nt" and context.options.open_report:
-            webbrowser.open(Path(report).as_uri())
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
