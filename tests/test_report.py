@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -225,12 +226,16 @@ def test_flat_split_fact_is_shown_too(filled_db):
     assert "2023-01-02 to 2023-12-15" in summary and "21000" in summary
 
 
-def test_every_metric_cell_equals_the_database(filled_db):
-    connection, _, out_dir = filled_db
-    page = _parse(write_report(connection, RUN, out_dir))
-    tables = {"model_performance": pd.read_sql_query("SELECT * FROM model_performance", connection),
-              "sector_performance": pd.read_sql_query("SELECT * FROM sector_performance", connection)}
-    keys = {"model_performance": ("model", "scope", "segment"), "sector_performance": ("model", "sector")}
+TABLE_KEYS = {"model_performance": ("model", "scope", "segment"), "sector_performance": ("model", "sector")}
+
+
+def metric_tables(connection: sqlite3.Connection) -> dict[str, pd.DataFrame]:
+    return {table: pd.read_sql_query(f"SELECT * FROM {table}", connection) for table in TABLE_KEYS}
+
+
+def assert_metric_cells_equal(page: _Page, tables: dict[str, pd.DataFrame]) -> None:
+    """Every metric cell equals its database row at the displayed rounding, and every stored
+    metric is on the page."""
     seen = set()
     for attrs, text in page.cells:
         table = attrs.get("data-table")
@@ -238,16 +243,22 @@ def test_every_metric_cell_equals_the_database(filled_db):
             continue
         frame, metric = tables[table], attrs["data-metric"]
         match = frame
-        for key in keys[table]:
+        for key in TABLE_KEYS[table]:
             match = match[match[key] == attrs[f"data-{key}"]]
         assert len(match) == 1, attrs
         value = match.iloc[0][metric]
         assert _close(text.strip(), None if pd.isna(value) else float(value)), (attrs, text, value)
-        seen.add((table, *(attrs[f"data-{key}"] for key in keys[table]), metric))
-    for table, frame in tables.items():  # and nothing stored is missing from the page
+        seen.add((table, *(attrs[f"data-{key}"] for key in TABLE_KEYS[table]), metric))
+    for table, frame in tables.items():
         for record in frame.to_dict("records"):
             for metric in METRIC_COLUMNS:
-                assert (table, *(record[key] for key in keys[table]), metric) in seen
+                assert (table, *(record[key] for key in TABLE_KEYS[table]), metric) in seen, (table, record, metric)
+
+
+def test_every_metric_cell_equals_the_database(filled_db):
+    connection, _, out_dir = filled_db
+    page = _parse(write_report(connection, RUN, out_dir))
+    assert_metric_cells_equal(page, metric_tables(connection))
     holdout_headers = [a.get("data-metric") for a, _ in page.cells
                        if a.get("data-model") == "lightgbm" and a.get("data-scope") == "holdout"]
     assert holdout_headers.index("auc_directional") == holdout_headers.index("auc_ovr") + 1

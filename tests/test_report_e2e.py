@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from tests.support import read_checkpoint, run_program, write_fast_config
-from tests.test_report import METRIC_COLUMNS, SECTIONS, _close, _parse
+from tests.test_report import SECTIONS, TABLE_KEYS, _close, _parse, assert_metric_cells_equal
 from trainer.gate import latest_decision
 
 pytestmark = pytest.mark.slow
@@ -25,7 +25,6 @@ NO_DATA = ("No holdout metrics", "No ensemble holdout predictions", "No per-regi
            "No per-sector metrics", "No backtest results", "SHAP was not run", "has not decided",
            "were not recorded", "No ensemble attribution", "The time split was not recorded",
            "No phase timings were recorded")
-KEYS = {"model_performance": ("model", "scope", "segment"), "sector_performance": ("model", "sector")}
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +40,7 @@ def demo_report(tmp_path_factory):
     connection = sqlite3.connect(workdir / "data" / "trainer.db")
     try:
         tables = {table: pd.read_sql_query(f"SELECT * FROM {table} WHERE run_id = ?", connection,
-                                           params=(state["run_id"],)) for table in KEYS}
+                                           params=(state["run_id"],)) for table in TABLE_KEYS}
         decision = latest_decision(connection, state["run_id"])
     finally:
         connection.close()
@@ -75,23 +74,7 @@ def test_every_figure_is_a_real_png(demo_report):
 def test_every_metric_cell_equals_the_database(demo_report):
     _, page, tables, _ = demo_report
     assert not tables["model_performance"].empty and not tables["sector_performance"].empty
-    seen = set()
-    for attrs, text in page.cells:
-        table = attrs.get("data-table")
-        if table is None:
-            continue
-        frame, metric = tables[table], attrs["data-metric"]
-        match = frame
-        for key in KEYS[table]:
-            match = match[match[key] == attrs[f"data-{key}"]]
-        assert len(match) == 1, attrs
-        value = match.iloc[0][metric]
-        assert _close(text.strip(), None if pd.isna(value) else float(value)), (attrs, text, value)
-        seen.add((table, *(attrs[f"data-{key}"] for key in KEYS[table]), metric))
-    for table, frame in tables.items():  # and every stored metric is on the page
-        for record in frame.to_dict("records"):
-            for metric in METRIC_COLUMNS:
-                assert (table, *(record[key] for key in KEYS[table]), metric) in seen, (table, record, metric)
+    assert_metric_cells_equal(page, tables)
     models = set(tables["model_performance"]["model"])
     assert {"logistic_regression", "lightgbm", "ensemble", "baseline"} <= models
 
