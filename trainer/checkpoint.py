@@ -8,7 +8,6 @@ rebuilt from the database by the caller, which then says which it did.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import time
@@ -211,10 +210,6 @@ class CheckpointManager:
             atomic_write_text(self.backup_path, self._previous_text)
         atomic_write_text(self.path, text)
         self._previous_text = text
-
-    def snapshot(self) -> dict[str, Any]:
-        """A deep copy of the state, for readers that must not see later mutations."""
-        return copy.deepcopy(self.state) if self.state is not None else {}
 
     def delete(self) -> list[Path]:
         """Remove the checkpoint, its backup and stray temp files; return what was removed."""
