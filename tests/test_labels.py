@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from test_features import make_prices
 
-from backend.labels import BUY, HOLD, LABEL_COLUMNS, SELL, rows_needed, triple_barrier
+from backend.labels import BUY, HOLD, LABEL_COLUMNS, SELL, barrier_prices, rows_needed, triple_barrier
 
 VOL_WINDOW, HORIZON, K = 4, 5, 1.0
 # Four log returns +a, -a, +a, -a before the entry: sigma = a * sqrt(4/3), entry close = 100.
@@ -40,9 +40,51 @@ def test_hand_made_paths(path: list[float], reason: str, label: int, exit_row: i
 
 
 def test_a_close_must_go_beyond_the_barrier() -> None:
-    just_inside = BARRIER * (1 - 1e-9)
-    trade = one_entry([just_inside, -just_inside, 0.0, 0.0, 0.0]).iloc[0]
+    just_inside = BARRIER * (1 - 1e-9)  # in log returns, both ways
+    trade = one_entry([np.expm1(just_inside), np.expm1(-just_inside), 0.0, 0.0, 0.0]).iloc[0]
     assert trade["exit_reason"] == "time"
+
+
+def test_barriers_are_symmetric_in_log_returns() -> None:
+    """A simple-return gain just past BARRIER stays inside (simple-return barriers would call it a
+    BUY): the upper barrier is at exp(BARRIER) - 1, farther than BARRIER, the lower at exp(-BARRIER) - 1."""
+    assert one_entry([BARRIER * (1 + 1e-6), 0.0, 0.0, 0.0, 0.0]).iloc[0]["exit_reason"] == "time"
+    assert one_entry([np.expm1(-BARRIER) * (1 + 1e-6), 0.0, 0.0, 0.0, 0.0]).iloc[0]["exit_reason"] == "lower"
+    take_profit, stop_loss = barrier_prices(100.0, BARRIER)
+    assert take_profit * stop_loss == pytest.approx(100.0 ** 2)  # equal distance in log space
+    assert one_entry([take_profit / 100 - 1 + 1e-9, 0, 0, 0, 0]).iloc[0]["label"] == BUY
+    assert one_entry([stop_loss / 100 - 1 - 1e-9, 0, 0, 0, 0]).iloc[0]["label"] == SELL
+
+
+def _random_walk_closes(rng: np.random.Generator, daily_vol: float, paths: int, days: int) -> np.ndarray:
+    return 100.0 * np.exp(np.cumsum(rng.normal(0.0, daily_vol, size=(paths, days)), axis=1))
+
+
+def test_mirrored_path_swaps_buy_and_sell_exactly() -> None:
+    """Mirroring every log return (close -> c0^2 / close) turns each BUY into a SELL and back."""
+    closes = _random_walk_closes(np.random.default_rng(3), 0.03, 1, 3000)[0]
+    index = pd.bdate_range("2000-01-03", periods=closes.size)
+    settings = {"horizon": 20, "barrier_k": 1.5, "vol_window": 20, "stride": 1}
+    up = triple_barrier(pd.Series(closes, index=index), **settings)
+    down = triple_barrier(pd.Series(100.0 ** 2 / closes, index=index), **settings)
+    mirrored = up["label"].map({BUY: SELL, SELL: BUY, HOLD: HOLD})
+    np.testing.assert_array_equal(mirrored.to_numpy(), down["label"].to_numpy())
+    assert (up["label"] == BUY).sum() > 100
+
+
+@pytest.mark.parametrize("daily_vol", [0.005, 0.01, 0.02, 0.03, 0.05])
+def test_driftless_random_walk_is_neutral_at_every_volatility(daily_vol: float) -> None:
+    """P(BUY | a barrier was touched) = 0.50 +/- 0.01 whatever the volatility: labels do not reward
+    volatility. (Simple-return barriers gave 0.55 at 1% and 0.75 at 5% on the same paths.)"""
+    closes = _random_walk_closes(np.random.default_rng(11), daily_vol, 1000, 4000)
+    index = pd.bdate_range("2000-01-03", periods=closes.shape[1])
+    buy = sell = 0
+    for path in closes:
+        labels = triple_barrier(pd.Series(path, index=index), horizon=20, barrier_k=1.5, vol_window=20,
+                                stride=20)["label"].to_numpy()
+        buy, sell = buy + int((labels == BUY).sum()), sell + int((labels == SELL).sum())
+    assert buy + sell > 40_000  # standard error of the share about 0.0025
+    assert buy / (buy + sell) == pytest.approx(0.5, abs=0.01)
 
 
 @pytest.mark.parametrize(("rows", "stride"), [(40, 3), (38, 3), (10, 1), (60, 5), (41, 7)])
@@ -76,7 +118,7 @@ def reference(close: pd.Series, horizon: int, barrier_k: float, vol_window: int,
         barrier = barrier_k * sigma * np.sqrt(horizon)
         exit_, reason = entry + horizon, "time"
         for step in range(entry + 1, entry + horizon + 1):
-            move = values[step] / values[entry] - 1
+            move = np.log(values[step] / values[entry])
             if move > barrier or move < -barrier:
                 exit_, reason = step, "upper" if move > barrier else "lower"
                 break
