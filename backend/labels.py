@@ -37,9 +37,9 @@ def triple_barrier(close: pd.Series, *, horizon: int, barrier_k: float, vol_wind
     sigma_t is the std (ddof 1) of the daily log returns over the vol_window days up to and
     including t; barrier = barrier_k * sigma_t * sqrt(horizon) in log-return units, compared with
     the log return log(close_{t+j} / close_t) (upper: > barrier, lower: < -barrier); the simple
-    returns of the barriers are exp(+/-barrier) - 1 (see barrier_prices). Entries every `stride` rows from row vol_window, the first with a
-    sigma (close has no gaps: the price frame contract); only entries with all H future closes are
-    labelled (no partial horizons)."""
+    returns of the barriers are exp(+/-barrier) - 1 (see barrier_prices). Entries every `stride`
+    rows from row vol_window, the first with a sigma (close has no gaps: the price frame contract);
+    only entries with all H future closes are labelled (no partial horizons)."""
     values = close.to_numpy(dtype="float64")
     sigma = np.log(close).diff().rolling(vol_window, min_periods=vol_window).std().to_numpy()
     entries = np.arange(vol_window, len(values) - horizon, stride)

@@ -1,4 +1,5 @@
-"""The promotion gate: a set that passes, each criterion failing in turn, storage and the DB path."""
+"""The promotion gate on hand-made holdouts: a set that passes, each criterion failing on its own,
+intervals instead of point estimates, storage and the database path."""
 
 from __future__ import annotations
 
@@ -10,197 +11,268 @@ import pandas as pd
 import pytest
 
 from backend import store
-from trainer import gate
 from trainer.config import GateConfig
 from trainer.gate import (
-    COMPARE_TOLERANCE,
+    BASELINE,
+    ENSEMBLE,
+    RULE,
+    VOL_ONLY,
     GateDecision,
+    HoldoutEvidence,
+    decide,
     decide_from_db,
-    evaluate_criteria,
     latest_decision,
     record_decision,
 )
+from trainer.metrics import evaluate
 
-CONFIG = GateConfig()
-LOG_LOSS_CONFIG = replace(CONFIG, compare_metric="log_loss")
-CI = (0.53, 0.59)
-ALL_NAMES = {"leakage_alarm", "beats_baseline_log_loss", "directional_auc_above_chance",
-             "directional_auc_minimum", "ensemble_vs_best_base", "no_weak_regime", "top_decile_return"}
-
-
-def _metrics(**values: float) -> dict[str, float]:
-    base = {"n_samples": 3000, "n_directional": 1800, "auc_ovr": 0.58, "auc_directional": 0.56,
-            "log_loss": 1.05, "brier": 0.62, "balanced_accuracy": 0.38, "top_decile_buy_precision": 0.45,
-            "top_decile_return": 0.012, "all_mean_return": 0.004}
-    return {**base, **values}
+CONFIG = GateConfig(bootstrap_reps=300)
+HORIZON = 20
+ALL_NAMES = ["leakage_alarm", "beats_baseline_log_loss", "directional_edge_over_chance",
+             "directional_edge_over_volatility", "not_worse_than_best_base", "not_worse_than_rule",
+             "top_decile_excess_return", "no_weak_regime"]
+PRIOR = np.array([0.2, 0.6, 0.2])
 
 
-def _holdout(**ensemble: float) -> dict[str, dict[str, float]]:
-    return {"ensemble": _metrics(**ensemble),
-            "lightgbm": _metrics(log_loss=1.055, auc_directional=0.555),
-            "xgboost": _metrics(log_loss=1.06, auc_directional=0.55),
-            "baseline": _metrics(auc_ovr=0.5, auc_directional=0.5, log_loss=1.09, top_decile_return=0.004)}
+def _proba(direction: np.ndarray, hold: float | np.ndarray = PRIOR[1]) -> np.ndarray:
+    """Probabilities whose directional score p_buy / (p_buy + p_sell) is `direction`."""
+    moving = 1.0 - np.asarray(hold, dtype=float) * np.ones(len(direction))
+    return np.column_stack([moving * (1 - direction), 1 - moving, moving * direction])
 
 
-def _regimes(**worst: float) -> dict[str, dict[str, float]]:
-    return {"bull_calm": _metrics(n_samples=1200, auc_directional=0.57),
-            "bear_volatile": _metrics(n_samples=800, **({"auc_directional": 0.53} | worst)),
-            "bull_volatile": _metrics(n_samples=120, auc_directional=0.41)}  # too small to judge
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def make_evidence(*, n_dates: int = 150, n_symbols: int = 40, seed: int = 0, signal: float = 1.2,
+                  ensemble_noise: float = 1.0, base_noise: float = 1.4, rule_noise: float = 2.5,
+                  vol_noise: float | None = None, returns_follow_labels: bool = True,
+                  inverted_regime: str | None = None) -> HoldoutEvidence:
+    """A holdout with a real, moderate directional signal s: among barrier-touching samples
+    P(BUY) = sigmoid(signal * s). The ensemble sees s + noise, base models and the rule more noise,
+    the volatility benchmark nothing (or s + vol_noise). Regimes alternate by blocks of dates."""
+    rng = np.random.default_rng(seed)
+    dates = np.repeat(pd.bdate_range("2021-01-04", periods=n_dates, freq="5B").to_numpy("datetime64[D]"),
+                      n_symbols)
+    n = len(dates)
+    s = rng.normal(size=n)
+    touched = rng.random(n) < 0.4
+    up = rng.random(n) < _sigmoid(signal * s)
+    y = np.where(touched, np.where(up, 2, 0), 1)
+    day = np.searchsorted(np.unique(dates), dates)
+    regimes = np.where((day // 25) % 2 == 0, "up_low_vol", "down_high_vol").astype(object)
+    seen = s.copy()
+    if inverted_regime is not None:
+        seen = np.where(regimes == inverted_regime, -s, s)
+    if returns_follow_labels:
+        returns = np.where(y == 2, 0.05, np.where(y == 0, -0.05, rng.normal(0, 0.01, n)))
+    else:
+        returns = rng.normal(0.0, 0.05, n)
+
+    def informed(truth: np.ndarray, noise: float) -> np.ndarray:
+        """A calibrated guess from truth + noise: the slope shrinks as the noise grows."""
+        return _proba(_sigmoid(signal / (1 + noise**2) * (truth + rng.normal(0, noise, n))))
+
+    probabilities = {
+        ENSEMBLE: informed(seen, ensemble_noise),
+        "lightgbm": informed(s, base_noise),
+        "random_forest": informed(s, base_noise * 1.2),
+        RULE: informed(s, rule_noise),
+        VOL_ONLY: _proba(np.full(n, 0.5) + rng.normal(0, 0.01, n)) if vol_noise is None else informed(s, vol_noise),
+        BASELINE: np.tile(PRIOR, (n, 1)),
+    }
+    metrics = {name: evaluate(y, proba, returns) for name, proba in probabilities.items()}
+    return HoldoutEvidence(y, returns, dates, regimes, probabilities, metrics)
+
+
+def _with(evidence: HoldoutEvidence, **probabilities: np.ndarray) -> HoldoutEvidence:
+    merged = {**evidence.probabilities, **probabilities}
+    metrics = {name: evaluate(evidence.y, proba, evidence.returns) for name, proba in merged.items()}
+    return replace(evidence, probabilities=merged, metrics=metrics)
 
 
 def _failed(decision: GateDecision) -> dict[str, str]:
     return {c.name: c.message for c in decision.criteria if not c.passed}
 
 
-def test_a_good_ensemble_passes_every_criterion():
-    decision = evaluate_criteria(_holdout(), _regimes(), CI, CONFIG)
-    assert decision.promoted, decision.summary
-    assert {c.name for c in decision.criteria} == ALL_NAMES
-    assert all(c.passed and c.message for c in decision.criteria)
+@pytest.fixture(scope="module")
+def good() -> HoldoutEvidence:
+    return make_evidence()
+
+
+def test_a_real_edge_passes_every_criterion_with_intervals(good):
+    decision = decide(good, CONFIG, horizon=HORIZON)
+    assert [c.name for c in decision.criteria] == ALL_NAMES
+    assert decision.promoted, _failed(decision)
     assert decision.summary.startswith("PROMOTED")
+    assert "It is now the production model" in decision.explanation
+    for criterion in decision.criteria:
+        assert criterion.message
+        if criterion.name != "leakage_alarm":
+            assert criterion.low is not None and criterion.low <= criterion.high, criterion.name
 
 
-@pytest.mark.parametrize(("holdout", "regimes", "ci", "config", "name", "words"), [
-    (_holdout(log_loss=1.095), _regimes(), CI, CONFIG,
-     "beats_baseline_log_loss", "does not beat"),
-    (_holdout(), _regimes(), (0.49, 0.60), CONFIG, "directional_auc_above_chance", "not above 0.5"),
-    (_holdout(auc_directional=0.515), _regimes(), CI, LOG_LOSS_CONFIG, "directional_auc_minimum",
-     "below the required 0.5200"),
-    (_holdout(log_loss=1.055 + 2 * COMPARE_TOLERANCE), _regimes(), CI, LOG_LOSS_CONFIG, "ensemble_vs_best_base",
-     "worse than the best single model (lightgbm"),
-    (_holdout(auc_directional=0.552), _regimes(), CI, CONFIG,
-     "ensemble_vs_best_base", "worse than the best single model (lightgbm, 0.5550"),
-    (_holdout(), _regimes(auc_directional=0.48), CI, CONFIG, "no_weak_regime", "bear_volatile (0.4800)"),
-    (_holdout(top_decile_return=0.003), _regimes(), CI, CONFIG, "top_decile_return", "not more than"),
-    (_holdout(auc_ovr=0.83), _regimes(), CI, CONFIG, "leakage_alarm", "almost certainly leakage"),
-])
-def test_each_criterion_fails_alone(holdout, regimes, ci, config, name, words):
-    decision = evaluate_criteria(holdout, regimes, ci, config)
+def _only_failure(evidence: HoldoutEvidence, name: str, words: str, config: GateConfig = CONFIG) -> GateDecision:
+    decision = decide(evidence, config, horizon=HORIZON)
     failed = _failed(decision)
-    assert list(failed) == [name]
+    assert list(failed) == [name], failed
     assert words in failed[name]
-    assert not decision.promoted
-    assert name in decision.summary and decision.summary.startswith("REJECTED")
-    assert len(decision.criteria) == len(ALL_NAMES)  # every criterion is still evaluated and shown
+    assert not decision.promoted and name in decision.summary
+    assert "No usable edge" in decision.explanation and "production model (if any) is unchanged" in \
+        decision.explanation
+    return decision
 
 
-def test_tolerance_lets_a_tie_pass():
-    decision = evaluate_criteria(_holdout(log_loss=1.055 + COMPARE_TOLERANCE / 2), _regimes(), CI,
-                                 LOG_LOSS_CONFIG)
-    criterion = next(c for c in decision.criteria if c.name == "ensemble_vs_best_base")
-    assert criterion.passed and f"tolerance {COMPARE_TOLERANCE}" in criterion.message
-    assert criterion.threshold == pytest.approx(1.055 + COMPARE_TOLERANCE)
-
-
-def test_leakage_alarm_names_the_model_and_what_to_check():
-    holdout = _holdout()
-    holdout["lightgbm"] = _metrics(auc_ovr=0.9989, auc_directional=0.97, log_loss=0.2)
-    decision = evaluate_criteria(holdout, _regimes(), CI, CONFIG)
-    alarm = next(c for c in decision.criteria if c.name == "leakage_alarm")
-    assert not alarm.passed and not decision.promoted
-    assert alarm.value == pytest.approx(0.9989) and alarm.threshold == CONFIG.leakage_auc
-    for words in ("LEAKAGE ALARM", "lightgbm auc_ovr = 0.9989", "lightgbm auc_directional = 0.9700",
-                  "almost certainly leakage", "sees the future", "not skill", "embargo"):
+def test_leakage_alarm_fails_alone_and_names_the_model(good):
+    leaky = replace(good, metrics={**good.metrics, "lightgbm": {**good.metrics["lightgbm"], "auc_ovr": 0.9989}})
+    decision = _only_failure(leaky, "leakage_alarm", "lightgbm auc_ovr = 0.9989")
+    alarm = decision.criteria[0]
+    for words in ("LEAKAGE ALARM", "almost certainly leakage", "sees the future", "embargo"):
         assert words in alarm.message
 
 
-def test_an_inverted_model_also_raises_the_alarm():
-    holdout = _holdout()
-    holdout["xgboost"] = _metrics(auc_directional=0.12)
-    alarm = next(c for c in evaluate_criteria(holdout, _regimes(), CI, CONFIG).criteria
-                 if c.name == "leakage_alarm")
-    assert not alarm.passed and "xgboost auc_directional = 0.1200" in alarm.message
+def test_overconfident_probabilities_fail_the_log_loss_test_alone(good):
+    # Same direction ranking (so every directional criterion is unchanged), HOLD almost never predicted.
+    direction = good.probabilities[ENSEMBLE][:, 2] / (1 - good.probabilities[ENSEMBLE][:, 1])
+    decision = _only_failure(_with(good, ensemble=_proba(direction, hold=0.05)), "beats_baseline_log_loss",
+                             "not proven better")
+    log_loss = decision.criteria[1]
+    assert log_loss.value > 0 and log_loss.low > 0
 
 
-def test_coin_flip_is_rejected_and_missing_metrics_fail_not_crash():
-    flip = _holdout(auc_directional=0.50, log_loss=1.09)
-    decision = evaluate_criteria(flip, _regimes(auc_directional=0.5), (0.47, 0.53), CONFIG)
-    assert not decision.promoted
-    assert {"beats_baseline_log_loss", "directional_auc_above_chance", "directional_auc_minimum"} <= set(
-        _failed(decision))
-    missing = evaluate_criteria(_holdout(auc_directional=float("nan")), _regimes(), (float("nan"),) * 2, CONFIG)
-    assert {"directional_auc_above_chance", "directional_auc_minimum"} <= set(_failed(missing))
+def test_a_coin_flip_ensemble_is_not_above_chance():
+    rng = np.random.default_rng(5)
+    evidence = make_evidence(seed=5)
+    flip = _with(evidence, ensemble=_proba(rng.random(len(evidence.y))))
+    decision = decide(flip, CONFIG, horizon=HORIZON)
+    failed = _failed(decision)
+    assert {"directional_edge_over_chance", "not_worse_than_best_base", "top_decile_excess_return"} <= set(failed)
+    chance = next(c for c in decision.criteria if c.name == "directional_edge_over_chance")
+    assert chance.low < 0.5 < chance.high and "not distinguishable from a coin flip" in chance.message
 
 
-def test_no_judgeable_regime_is_said_plainly():
-    decision = evaluate_criteria(_holdout(), {"bull_calm": _metrics(n_samples=10, auc_directional=0.3)},
-                                 CI, CONFIG)
+def test_knowing_only_volatility_fails_the_volatility_test_alone(good):
+    _only_failure(_with(good, benchmark_vol_only=good.probabilities[ENSEMBLE]), "directional_edge_over_volatility",
+                  "may be only volatility")
+
+
+def test_a_clearly_better_member_fails_the_best_base_test_alone():
+    evidence = make_evidence(seed=1, ensemble_noise=2.0, base_noise=0.2, rule_noise=4.0)
+    decision = _only_failure(evidence, "not_worse_than_best_base", "Significantly worse")
+    criterion = next(c for c in decision.criteria if c.name == "not_worse_than_best_base")
+    assert "(lightgbm)" in criterion.message and criterion.high < -CONFIG.max_shortfall
+
+
+def test_a_member_as_good_as_the_ensemble_passes(good):
+    decision = decide(_with(good, xgboost=good.probabilities[ENSEMBLE]), CONFIG, horizon=HORIZON)
+    criterion = next(c for c in decision.criteria if c.name == "not_worse_than_best_base")
+    assert criterion.passed and criterion.value == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_clearly_better_rule_fails_the_rule_test_alone():
+    evidence = make_evidence(seed=2, ensemble_noise=2.0, base_noise=2.5, rule_noise=0.2)
+    _only_failure(evidence, "not_worse_than_rule", "one-feature rule")
+
+
+def test_top_picks_that_earn_nothing_fail_the_top_decile_test_alone():
+    evidence = make_evidence(seed=3, returns_follow_labels=False)
+    decision = _only_failure(evidence, "top_decile_excess_return", "not wholly above 0")
+    top = next(c for c in decision.criteria if c.name == "top_decile_excess_return")
+    assert top.low < 0 < top.high
+
+
+def test_an_inverted_regime_fails_the_regime_test():
+    evidence = make_evidence(seed=4, signal=2.0, ensemble_noise=0.5, inverted_regime="down_high_vol")
+    decision = decide(evidence, CONFIG, horizon=HORIZON)
     regime = next(c for c in decision.criteria if c.name == "no_weak_regime")
-    assert regime.passed and regime.value is None and "No regime has" in regime.message
+    assert not regime.passed and "down_high_vol" in regime.message and regime.high < 0.5
 
 
-def test_record_decision_stores_every_criterion(tmp_path):
+def test_regimes_are_sized_by_barrier_touches_and_dates(good):
+    # 150 dates x 40 symbols x 40% touches: about 1,200 touches on 75 dates per regime.
+    strict = replace(CONFIG, min_regime_directional=5_000)
+    regime = next(c for c in decide(good, strict, horizon=HORIZON).criteria if c.name == "no_weak_regime")
+    assert regime.passed and regime.value is None and "Too small to judge" in regime.message
+    assert "touches on 75 dates" in regime.message
+    few_dates = replace(CONFIG, min_regime_dates=76)
+    regime = next(c for c in decide(good, few_dates, horizon=HORIZON).criteria if c.name == "no_weak_regime")
+    assert regime.value is None
+
+
+def test_a_regime_below_half_with_a_wide_interval_is_not_a_failure():
+    evidence = make_evidence(seed=6, n_dates=60, n_symbols=12, signal=0.3, ensemble_noise=3.0)
+    decision = decide(evidence, replace(CONFIG, min_regime_directional=50, min_regime_dates=10), horizon=HORIZON)
+    regime = next(c for c in decision.criteria if c.name == "no_weak_regime")
+    for name in ("up_low_vol", "down_high_vol"):
+        assert name in regime.message
+    assert regime.passed == (regime.high >= 0.5)
+
+
+def test_a_holdout_too_short_for_blocks_fails_every_statistical_criterion(good):
+    short = make_evidence(n_dates=6, n_symbols=40)
+    decision = decide(short, CONFIG, horizon=HORIZON * 5)
+    failed = _failed(decision)
+    for name in ALL_NAMES[1:7]:
+        assert name in failed and "could not be measured" in failed[name], name
+    assert "6 dates" in failed["directional_edge_over_chance"]
+
+
+def test_decisions_are_deterministic_for_a_seed(good):
+    assert decide(good, CONFIG, horizon=HORIZON, seed=3) == decide(good, CONFIG, horizon=HORIZON, seed=3)
+
+
+def test_record_decision_stores_every_criterion_with_its_interval(tmp_path, good):
     connection = store.connect(tmp_path / "t.db")
-    decision = evaluate_criteria(_holdout(), _regimes(), CI, CONFIG)
+    decision = decide(good, CONFIG, horizon=HORIZON)
     record_decision(connection, "run1", decision, tmp_path / "models" / "production")
     row = connection.execute("SELECT decision, criteria_json, production_path FROM model_promotion_history "
                              "WHERE run_id = 'run1'").fetchone()
     assert row[0] == "promoted" and row[2].endswith("production")
     stored = json.loads(row[1])
-    assert {c["name"] for c in stored["criteria"]} == ALL_NAMES
-    assert all({"value", "threshold", "passed", "message"} <= set(c) for c in stored["criteria"])
+    assert [c["name"] for c in stored["criteria"]] == ALL_NAMES
+    assert all({"value", "threshold", "passed", "message", "low", "high"} <= set(c) for c in stored["criteria"])
+    assert stored["explanation"] == decision.explanation
     recorded, decided_at, path = latest_decision(connection, "run1")
     assert recorded == decision and decided_at and path == row[2]
     assert latest_decision(connection, "other") is None
 
 
-def _fill_run(connection, n_dates: int) -> None:
-    """Holdout metrics, regimes and ~2 x n_dates ensemble predictions with a real directional edge."""
-    rows = []
-    for model, metrics in _holdout().items():
-        rows.append({"run_id": "run1", "model": model, "scope": "holdout", "segment": "all", **metrics})
-    for regime, metrics in _regimes().items():
-        rows.append({"run_id": "run1", "model": "ensemble", "scope": "regime", "segment": regime, **metrics})
-    rows.append({"run_id": "run1", "model": "lightgbm", "scope": "regime", "segment": "bull_calm",
-                 **_metrics(n_samples=900, auc_directional=0.2)})  # not the ensemble: ignored
-    dates = pd.bdate_range("2022-01-03", periods=n_dates, freq="5B").strftime("%Y-%m-%d")
-    rng = np.random.default_rng(0)
-    trades, predictions = [], []
-    for symbol in ("AAA", "BBB", "CCC"):
-        for date in dates:
-            label = int(rng.integers(0, 3))
-            p_buy = float(np.clip(0.33 + 0.1 * (label - 1) + rng.normal(0, 0.1), 0.05, 0.9))
-            trades.append({"run_id": "run1", "symbol": symbol, "entry_date": date, "exit_date": date,
-                           "exit_reason": "time", "realised_return": 0.0, "label": label, "regime": "bull_calm"})
-            predictions.append({"run_id": "run1", "model": "ensemble", "symbol": symbol, "entry_date": date,
-                                "p_sell": (1 - p_buy) / 2, "p_hold": (1 - p_buy) / 2, "p_buy": p_buy})
+def test_decisions_of_the_first_release_still_read():
+    old = json.dumps({"promoted": False, "summary": "REJECTED: 1 of 7 criteria failed (x).",
+                      "criteria": [{"name": "x", "value": 0.5, "threshold": 0.52, "passed": False, "message": "m"}]})
+    decision = GateDecision.from_json(old)
+    assert decision.criteria[0].low is None and decision.explanation == ""
+
+
+def _fill_run(connection, evidence: HoldoutEvidence) -> None:
+    symbols = np.tile([f"S{i:02d}" for i in range(40)], len(evidence.y) // 40)
+    entry = [str(d) for d in evidence.dates]
+    trades = [{"run_id": "run1", "symbol": s, "entry_date": d, "exit_date": d, "exit_reason": "time",
+               "realised_return": float(r), "label": int(label), "regime": regime}
+              for s, d, r, label, regime in zip(symbols, entry, evidence.returns, evidence.y, evidence.regimes,
+                                                 strict=True)]
+    performance, predictions = [], []
+    for model, proba in evidence.probabilities.items():
+        performance.append({"run_id": "run1", "model": model, "scope": "holdout", "segment": "all",
+                            **evidence.metrics[model]})
+        predictions += [{"run_id": "run1", "model": model, "symbol": s, "entry_date": d, "p_sell": float(p[0]),
+                         "p_hold": float(p[1]), "p_buy": float(p[2])}
+                        for s, d, p in zip(symbols, entry, proba, strict=True)]
     with store.transaction(connection):
-        store.write_rows(connection, "model_performance", rows)
         store.write_rows(connection, "trades", trades)
+        store.write_rows(connection, "model_performance", performance)
         store.write_rows(connection, "model_predictions", predictions)
 
 
-def test_decide_from_db_reads_metrics_and_bootstraps_over_dates(tmp_path, monkeypatch):
+def test_decide_from_db_equals_the_pure_decision(tmp_path):
+    evidence = make_evidence(n_dates=60)
     connection = store.connect(tmp_path / "t.db")
-    _fill_run(connection, n_dates=60)
-    seen, real = {}, gate.block_bootstrap_ci
-
-    def spy(y, proba, dates, **kwargs):  # records the arguments, computes the real interval
-        seen.update(y=y, proba=proba, dates=dates, **kwargs)
-        return real(y, proba, dates, **kwargs)
-
-    monkeypatch.setattr(gate, "block_bootstrap_ci", spy)
-    decision = decide_from_db(connection, "run1", replace(CONFIG, bootstrap_reps=200), horizon=20, seed=3)
-    # samples every 5 business days: blocks of 4 sample dates span the 20-day horizon
-    assert seen["metric"] == "auc_directional" and seen["block_days"] == 4 and seen["seed"] == 3
-    assert seen["reps"] == 200 and seen["confidence"] == CONFIG.confidence
-    assert len(seen["y"]) == 180 and seen["proba"].shape == (180, 3) and len(set(seen["dates"])) == 60
-    above = next(c for c in decision.criteria if c.name == "directional_auc_above_chance")
-    assert above.passed and 0.5 < above.value < 1.0, above.message
-    regime = next(c for c in decision.criteria if c.name == "no_weak_regime")
-    assert regime.value == pytest.approx(0.53)  # from the ensemble's regime rows only
-    assert decision.promoted, decision.summary
-
-
-def test_decide_from_db_fails_the_ci_criterion_when_the_holdout_is_too_short(tmp_path):
-    connection = store.connect(tmp_path / "t.db")
-    _fill_run(connection, n_dates=30)
-    # dates 5 business days apart: blocks of 20 sample dates, so 30 dates cannot make two blocks
-    decision = decide_from_db(connection, "run1", CONFIG, horizon=100)
-    failed = _failed(decision)
-    assert list(failed) == ["directional_auc_above_chance"]
-    assert "could not be computed" in failed["directional_auc_above_chance"]
-    assert "30 dates" in failed["directional_auc_above_chance"]
+    _fill_run(connection, evidence)
+    from_db = decide_from_db(connection, "run1", CONFIG, horizon=HORIZON, seed=3)
+    direct = decide(evidence, CONFIG, horizon=HORIZON, seed=3)
+    assert [(c.name, c.passed) for c in from_db.criteria] == [(c.name, c.passed) for c in direct.criteria]
+    for a, b in zip(from_db.criteria, direct.criteria, strict=True):
+        assert a.value == pytest.approx(b.value) and a.low == pytest.approx(b.low), a.name
 
 
 def test_decide_from_db_without_predictions_says_what_to_run(tmp_path):

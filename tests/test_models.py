@@ -14,8 +14,8 @@ from trainer.metrics import evaluate, suspicious_metrics
 from trainer.models import (
     EARLY_STOPPING_SHARE,
     ClassifierModel,
+    _StoppingEstimator,
     balanced_sample_weights,
-    make_meta_learner,
     make_model,
 )
 
@@ -120,35 +120,56 @@ def test_balanced_weights_give_every_class_the_same_total() -> None:
     np.testing.assert_allclose(totals, [100 / 3] * 3)
 
 
-class _Recorder:
-    """A stand-in estimator that remembers what the wrapper passed to fit."""
+class _Recorder(_StoppingEstimator):
+    """A stand-in stopping estimator that remembers what the wrapper passed to each stage."""
 
-    def fit(self, X, y, sample_weight=None, **eval_args):
-        self.X, self.y, self.eval_args = X, y, eval_args
-        return self
+    def fit_stopping(self, X, y, w, X_stop, y_stop, w_stop):
+        self.fit_rows, self.stop_rows = X[:, 0].copy(), X_stop[:, 0].copy()
+        return 7
+
+    def fit_final(self, X, y, w):
+        self.final_rows = X[:, 0].copy()
 
 
-def test_early_stopping_holds_out_the_most_recent_rows_not_a_random_sample() -> None:
-    X = np.arange(200, dtype=float).reshape(100, 2)  # row order = time order
+def test_early_stopping_judges_on_the_most_recent_rows_purged_then_refits_on_all() -> None:
+    n = 100
+    X = np.column_stack([np.arange(n, dtype=float), np.zeros(n)])  # column 0 = row number
     y = np.tile([0, 1, 2, 2], 25)
+    entry = np.datetime64("2020-01-01") + np.arange(n)
+    exits = entry + 5  # every label lives five days
     recorder = _Recorder()
-    ClassifierModel("recorder", recorder, eval_args=lambda Xv, yv, wv: {"X_val": Xv}).fit(X, y)
-    cut = 100 - round(100 * EARLY_STOPPING_SHARE)
-    np.testing.assert_array_equal(recorder.X, X[:cut])
-    np.testing.assert_array_equal(recorder.eval_args["X_val"], X[cut:])
+    model = ClassifierModel("recorder", recorder).fit(X, y, entry_dates=entry, exit_dates=exits)
+    cut = n - round(n * EARLY_STOPPING_SHARE)
+    np.testing.assert_array_equal(recorder.stop_rows, np.arange(cut, n))
+    # rows whose label reaches into the slice are purged from fitting: their exit is before its start
+    np.testing.assert_array_equal(recorder.fit_rows, np.arange(cut - 5))
+    assert (exits[recorder.fit_rows.astype(int)] < entry[cut]).all()
+    np.testing.assert_array_equal(recorder.final_rows, np.arange(n))  # the final fit uses every row
+    assert model.stopped_at_ == 7
 
 
-def test_meta_learner_stacks_probabilities_into_three_columns() -> None:
+@pytest.mark.parametrize("name", ["xgboost", "lightgbm", "gradient_boosting", "neural_network"])
+def test_the_final_fit_uses_the_chosen_number_of_rounds_on_all_rows(name) -> None:
     X, y = small_data(n=800)
-    stacked = np.hstack([make_model(name, seed=0).fit(X[:400], y[:400]).predict_proba(X[400:])
-                         for name in ("logistic_regression", "lightgbm")])
-    meta = make_meta_learner(seed=0).fit(stacked[:300], y[400:700])
-    proba = meta.predict_proba(stacked[300:])
-    assert proba.shape == (100, 3)
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
-    np.testing.assert_array_equal(proba, make_meta_learner(seed=0).fit(stacked[:300], y[400:700])
-                                  .predict_proba(stacked[300:]))
-    assert meta.explainable_estimator() is None
+    model = make_model(name, seed=0).fit(X, y)
+    final = model.estimator.final_
+    rounds = {"xgboost": lambda: final.n_estimators, "lightgbm": lambda: final.n_estimators,
+              "gradient_boosting": lambda: final.n_iter_, "neural_network": lambda: final[-1].t_ // 800}[name]()
+    assert model.stopped_at_ >= 1 and rounds == model.stopped_at_
+
+
+@pytest.mark.parametrize("name", BASE_MODELS)
+def test_probabilities_are_corrected_to_the_training_class_frequencies(name) -> None:
+    """Balanced fitting would make every model predict about a third for each class; corrected,
+    the mean probability of each class is near its share in the training labels."""
+    rng = np.random.default_rng(8)
+    n = 3000
+    X = rng.normal(size=(n, 5))
+    y = rng.choice(3, size=n, p=[0.12, 0.7, 0.18])
+    y[X[:, 0] > 1.5] = 2  # a little signal so that every model has something to fit
+    model = make_model(name, seed=0).fit(X[:2400], y[:2400])
+    shares = np.bincount(y[:2400], minlength=3) / 2400
+    np.testing.assert_allclose(model.predict_proba(X[2400:]).mean(axis=0), shares, atol=0.08)
 
 
 @pytest.fixture(scope="module")

@@ -1,20 +1,17 @@
 """A market with no signal at all must look like one: the real program on pure random walks.
 
-The predecessors reported AUC 0.9989 and promoted models on noise. Here the prices are geometric
-random walks whose price is a martingale (log drift -sigma^2/2), each symbol with its own constant
-volatility, written as yfinance CSV files. Nothing in the past says anything about the expected
-return, so the gate must refuse to promote, no AUC may come near the leakage alarm, and every
-model's directional AUC (BUY vs SELL) must stay within 0.5 +/- 0.04. The one-vs-rest AUC sits
-above 0.5 - the barriers scale with a noisy trailing volatility, so touching a barrier at all is
-partly predictable - and is only reported.
+The predecessors reported AUC 0.9989 and promoted models on noise. Here the prices are driftless
+log random walks, each symbol with its own constant volatility from 0.6% to 3.5% a day, written as
+yfinance CSV files, at the size and with the default split that showed the old labels' bias (40
+symbols x 3,000 days). Nothing in the past says anything about the direction, so the gate must
+refuse to promote, no AUC may come near the leakage alarm, and every model's directional AUC (BUY
+vs SELL), the ensemble's and the benchmarks' must stay within 0.5 +/- 0.04.
 
-Known limit of the directional AUC (measured, see the volatility line this test prints): with
-barriers symmetric in simple return and a time barrier, P(BUY | a barrier was touched) rises with
-the barrier width even on a martingale, so volatility alone ranks BUY above SELL (vol_21d alone:
-0.50-0.57 on this holdout, depending on the seed; ~0.52-0.54 on large samples). At this size the
-models do not pick that up (0.47-0.51 on two seeds). With the default split on 100 symbols (4x the
-training rows) they do: 0.51-0.55, three models outside this band. So the band is a check at this
-size, not a guarantee that the directional AUC is immune to volatility.
+Why this size and this spread of volatilities: barriers symmetric in SIMPLE returns made the upper
+barrier nearer, so volatile stocks hit it first more often, and with the default split on this
+random walk the ensemble scored 0.544 (interval above 0.5), random forest 0.548. With barriers
+symmetric in log returns volatility says nothing about direction, and the volatility-only
+benchmark is held to the same band.
 """
 
 from __future__ import annotations
@@ -34,40 +31,30 @@ from trainer.gate import GateDecision
 pytestmark = pytest.mark.slow
 
 N_SYMBOLS = 40
-N_DAYS = 2_500  # business days, about ten years
+N_DAYS = 3_000  # business days, about twelve years
 SEED = 20240601
 TOLERANCE = 0.04  # |directional AUC - 0.5| allowed for every model and the ensemble
-MIN_DIRECTIONAL = 1_800  # holdout BUY/SELL samples (2,232 at this size): null SE about 0.013
+MIN_DIRECTIONAL = 1_000  # holdout BUY/SELL samples
 MODELS = ("random_forest", "xgboost", "lightgbm", "extra_trees", "gradient_boosting", "neural_network",
-          "logistic_regression", "svm")
+          "logistic_regression", "svm", "benchmark_vol_only", "benchmark_rule")
 
-# Default models, labels and features. The gate's bootstrap and SHAP's sample are smaller for speed,
-# and half the dates are held out instead of a fifth: the holdout is what this test measures.
-# ~2,200 BUY/SELL holdout samples put the block-bootstrap standard error of the ensemble's directional
-# AUC near 0.013, so +/-0.04 is about 3 of them. The default fifth needs 100 symbols for as many
-# (measured on a quiet machine: 93 s instead of 34 s for this run).
+# Default models, labels, features and split; only SHAP's sample is smaller, for speed.
 SPEED_CONFIG = """
-[training]
-holdout_share = 0.5
-
-[gate]
-bootstrap_reps = 200
-
 [shap]
 sample_rows = 300
 """
 
 
 def write_random_walks(folder, n_symbols: int, n_days: int, seed: int) -> None:
-    """yfinance-layout CSVs (Date,Open,High,Low,Close,Adj Close,Volume) of martingale price paths
+    """yfinance-layout CSVs (Date,Open,High,Low,Close,Adj Close,Volume) of driftless log random walks
     with consistent OHLC: low <= open, close <= high on every day."""
     rng = np.random.default_rng(seed)
     dates = pd.bdate_range("2012-01-02", periods=n_days)
     folder.mkdir(parents=True, exist_ok=True)
     for number in range(n_symbols):
-        sigma = rng.uniform(0.008, 0.016)  # daily, as large caps
+        sigma = rng.uniform(0.006, 0.035)  # daily: from a utility to a small-cap biotech
         start = rng.uniform(20.0, 200.0)
-        log_close = np.log(start) + np.cumsum(rng.normal(-0.5 * sigma**2, sigma, n_days))
+        log_close = np.log(start) + np.cumsum(rng.normal(0.0, sigma, n_days))
         close = np.exp(log_close)
         previous = np.exp(np.r_[np.log(start), log_close[:-1]])
         # The open is a point on the way from yesterday's close to today's: no information.
@@ -91,9 +78,11 @@ def _holdout_metrics(workdir) -> pd.DataFrame:
 
 
 def _volatility_reference(workdir) -> float:
-    """Holdout directional AUC of the vol_21d feature alone. Not skill: with barriers symmetric in
-    simple return and a time barrier, P(BUY | a barrier was touched) rises with the barrier width
-    even on a martingale, so volatility alone says a little about 'direction'. Printed as context."""
+    """Holdout directional AUC of the vol_21d feature alone, printed as context. Each symbol's
+    volatility is constant here, so vol_21d mostly sorts the 40 symbols, and each symbol's share of
+    BUY over a 2.4-year holdout of one price path is noisy: 0.544 at this seed is that noise (the
+    label tests prove neutrality on 1,000 paths per volatility). The volatility-only benchmark
+    model, held to the +/-0.04 band with the others, is the check."""
     connection = sqlite3.connect(workdir / "data" / "trainer.db")
     try:
         (split,) = connection.execute("SELECT value_json FROM run_facts WHERE key = 'split'").fetchone()
@@ -162,8 +151,8 @@ def test_the_gate_refuses_noise_and_says_why(random_walk_run):
     print("\n" + "\n".join(f"{'PASS' if c.passed else 'FAIL'} {c.name}: {c.value}" for c in gate.criteria))
     # Nothing on noise may look too good, and the missing direction edge is the reason it says no.
     assert results["leakage_alarm"].passed, results["leakage_alarm"].message
-    assert not results["directional_auc_above_chance"].passed
-    assert results["directional_auc_above_chance"].value <= 0.5
+    assert not results["directional_edge_over_chance"].passed
+    assert results["directional_edge_over_chance"].low < 0.5
     # The user sees the verdict and every failed criterion with its explanation on the console
     # (rich wraps long lines, so whitespace is compared loosely).
     shown = " ".join(output.split())
@@ -172,3 +161,4 @@ def test_the_gate_refuses_noise_and_says_why(random_walk_run):
         if not criterion.passed:
             assert f"{criterion.name}: {criterion.message}" in shown, criterion.name
     assert "not distinguishable from a coin flip" in shown
+    assert "No usable edge" in shown and "production model (if any) is unchanged" in shown

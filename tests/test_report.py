@@ -14,7 +14,7 @@ import pytest
 
 from backend import store
 from trainer.config import Config, GateConfig
-from trainer.gate import evaluate_criteria, record_decision
+from trainer.gate import decide_from_db, record_decision
 from trainer.report import write_report
 
 RUN = "run-demo-1"
@@ -152,7 +152,11 @@ def filled_db(tmp_path) -> tuple:
                   "n_purged": 96, "folds": [{}] * 4, "kept_features": FEATURES},
         "fold_feature_importance": {m: [{f: float(v) for f, v in zip(FEATURES, rng.random(25), strict=True)}
                                         for _ in range(4)] for m in ("lightgbm", "xgboost")},
-        "meta_coefficients": {"lightgbm": 0.8, "xgboost": 0.6},
+        "ensemble": {"weights": {"lightgbm": 0.56, "xgboost": 0.44}, "metric": "auc_directional",
+                     "oof_score": 0.571, "member_scores": {"lightgbm": 0.566, "xgboost": 0.561},
+                     "trajectory": [0.566, 0.571], "voting_folds": [2, 3, 4], "voting_rows": 12000},
+        "benchmark_rule": {"feature": "feature_03", "sign": -1, "oof_auc_directional": 0.55,
+                           "text": "lower feature_03 -> more likely BUY (out-of-fold directional AUC 0.5500)"},
         "phase_seconds": {"prices": 3.2, "backtest": 11.0, "training": 95.5, "report": 2.1},
         "data_span": {"first_date": "2005-01-03", "last_date": "2023-12-29"},
         "proxy": "equal-weight",
@@ -177,9 +181,7 @@ def filled_db(tmp_path) -> tuple:
             {"source": "demo:7", "symbol": "BBB", "date": "2012-01-02", "kind": "non_positive_price",
              "detail": "x"},
             {"source": "yfinance", "symbol": "AAA", "date": "2012-01-02", "kind": "other_source", "detail": "x"}])
-    holdout = {r["model"]: r for r in performance if r["scope"] == "holdout"}
-    regimes = {r["segment"]: r for r in performance if r["scope"] == "regime" and r["model"] == "ensemble"}
-    decision = evaluate_criteria(holdout, regimes, (0.51, 0.6), GateConfig())
+    decision = decide_from_db(connection, RUN, GateConfig(bootstrap_reps=200), horizon=5)
     record_decision(connection, RUN, decision, None)
     return connection, decision, tmp_path / "reports" / RUN
 
@@ -273,8 +275,12 @@ def test_gate_section_shows_every_criterion_and_the_decision(filled_db):
         assert shown[(criterion.name, "passed")] == ("PASS" if criterion.passed else "FAIL")
         assert _close(shown[(criterion.name, "value")], criterion.value)
         assert _close(shown[(criterion.name, "threshold")], criterion.threshold)
+        if criterion.low is not None:
+            low, high = shown[(criterion.name, "interval")].strip("[]").split(", ")
+            assert _close(low, criterion.low) and _close(high, criterion.high)
         assert criterion.message in page.sections["gate"]
     assert decision.summary in page.sections["gate"]
+    assert decision.explanation and decision.explanation in page.sections["gate"]
     outcome = "promoted" if decision.promoted else "rejected"
     assert f'data-decision="{outcome}"' in path.read_text(encoding="utf-8")
 
@@ -292,6 +298,15 @@ def test_a_run_without_results_says_so_in_every_section(tmp_path):
     assert "SHAP was not run" in page.sections["shap"]
     assert "has not decided" in page.sections["gate"]
     assert "No holdout metrics" in page.sections["models"]
+
+
+def test_models_section_shows_the_ensemble_weights_and_the_rule(filled_db):
+    connection, _, out_dir = filled_db
+    page = _parse(write_report(connection, RUN, out_dir))
+    weights = {a["data-model"]: t for a, t in page.cells if a.get("data-field") == "weight"}
+    assert weights == {"lightgbm": "0.56", "xgboost": "0.44"}
+    assert "lower feature_03 -> more likely BUY" in page.sections["models"]
+    assert "folds 2, 3, 4" in page.sections["models"]
 
 
 def test_unknown_run_is_an_error(tmp_path):

@@ -18,11 +18,11 @@ from typing import Any
 
 from trainer.crash_points import crash_point
 
-CHECKPOINT_VERSION = 2
+CHECKPOINT_VERSION = 3
 CHECKPOINT_NAME = "training_checkpoint.json"
 
 # Phases in pipeline order; `current_phase` is the first one not yet finished.
-PHASES = ("prices", "market", "backtest", "dataset", "training", "meta_learner", "evaluation",
+PHASES = ("prices", "market", "backtest", "dataset", "training", "ensemble", "benchmarks", "evaluation",
           "shap", "promotion", "report", "complete")
 _REQUIRED_KEYS = ("version", "run_id", "config_hash", "current_phase", "backtest", "training")
 
@@ -63,7 +63,9 @@ def new_state(run_id: str, config_hash: str, identity: dict[str, Any], symbols_t
             "base_models_trained": [],
             "in_progress": None,
             "model_seconds": {},
-            "meta_learner_trained": False,
+            "ensemble_trained": False,
+            "ensemble_weights": {},
+            "benchmarks_trained": False,
         },
         "evaluation": {"completed": False, "results": {}},
         "shap": {"completed": False},
@@ -92,11 +94,26 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     missing = [key for key in _REQUIRED_KEYS if key not in state]
     if missing:
         raise CheckpointError(f"{path} lacks {', '.join(missing)}")
+    if state["version"] == 2:
+        state = _from_version_2(state)
     if state["version"] != CHECKPOINT_VERSION:
         raise CheckpointError(f"{path} has checkpoint version {state['version']}; this program "
                               f"reads version {CHECKPOINT_VERSION}")
     if state["current_phase"] not in PHASES:
         raise CheckpointError(f"{path} names an unknown phase {state['current_phase']!r}")
+    return state
+
+
+def _from_version_2(state: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 (first release) had a stacked 'meta_learner' phase where version 3 has 'ensemble'
+    and 'benchmarks'. Only the names move, so the run's config check then says what changed."""
+    if state["current_phase"] == "meta_learner":
+        state["current_phase"] = "ensemble"
+    training = state["training"]
+    training["ensemble_trained"] = bool(training.pop("meta_learner_trained", False))
+    training.setdefault("ensemble_weights", {})
+    training.setdefault("benchmarks_trained", training["ensemble_trained"])
+    state["version"] = CHECKPOINT_VERSION
     return state
 
 

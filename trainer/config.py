@@ -56,12 +56,27 @@ class FeatureConfig:
     shock_sigma: float = 4.0  # a daily move beyond this many trailing sigmas is a price-shock event
 
 
+# What the labels are, beyond their settings: part of the run identity so that results made with
+# another barrier design (symmetric in simple returns, before this release) are never resumed.
+LABEL_DESIGN = "log-symmetric barriers"
+ENSEMBLE_METRICS = ("auc_directional", "log_loss")
+
+
 @dataclass(frozen=True)
 class TrainingConfig:
     models: tuple[str, ...] = BASE_MODELS
     n_folds: int = 4
     holdout_share: float = 0.2
     min_feature_coverage: float = 0.4
+    # Each label weighted by its average uniqueness (AFML ch. 4) times class balance.
+    uniqueness_weights: bool = True
+    # Greedy ensemble selection (Caruana) on out-of-fold predictions: its metric and number of picks.
+    ensemble_metric: str = "auc_directional"
+    ensemble_size: int = 25
+    # Out-of-fold rows of a fold whose training window is shorter than this do not vote on the
+    # ensemble weights nor pick the one-feature rule: a model fitted on 2-3 years (many 252-day
+    # features still missing) predicts unlike the final one.
+    ensemble_min_train_years: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -71,14 +86,14 @@ class ShapConfig:
 
 @dataclass(frozen=True)
 class GateConfig:
-    min_directional_auc: float = 0.52
     confidence: float = 0.95
-    bootstrap_reps: int = 500
-    # Ensemble vs best base model. Directional AUC by default: the base models are trained with
-    # balanced class weights, so their log loss is poor by construction and would make a log-loss
-    # comparison a formality the stacked model always passes.
-    compare_metric: str = "auc_directional"
-    min_regime_samples: int = 300
+    bootstrap_reps: int = 1000
+    # How far (directional AUC) the ensemble may trail the best base model or the one-feature rule
+    # before the shortfall counts: fails only when the paired interval lies wholly below -margin.
+    max_shortfall: float = 0.01
+    # A regime is judged only with this many barrier-touching holdout samples on this many dates.
+    min_regime_directional: int = 200
+    min_regime_dates: int = 20
     leakage_auc: float = 0.80
 
 
@@ -109,6 +124,7 @@ class Config:
         """Everything that defines the results of a run, as a flat dict of dotted keys."""
         settings = flatten(self.to_dict())
         settings = {key: value for key, value in settings.items() if not key.startswith("run.")}
+        settings["labels.design"] = LABEL_DESIGN
         settings["universe"] = list(universe_symbols)
         return settings
 
@@ -238,8 +254,14 @@ def validate(config: Config, source: str = "config") -> None:
         problems.append("training.n_folds must be between 2 and 20")
     if not 0.05 <= config.training.holdout_share <= 0.5:
         problems.append("training.holdout_share must be between 0.05 and 0.5")
-    if config.gate.compare_metric not in ("log_loss", "auc_directional"):
-        problems.append("gate.compare_metric must be 'log_loss' or 'auc_directional'")
+    if config.training.ensemble_metric not in ENSEMBLE_METRICS:
+        problems.append(f"training.ensemble_metric must be one of {', '.join(ENSEMBLE_METRICS)}")
+    if config.training.ensemble_size < 1 or config.training.ensemble_min_train_years < 0:
+        problems.append("training.ensemble_size must be >= 1 and training.ensemble_min_train_years >= 0")
+    if not 0.5 <= config.gate.confidence < 1.0 or config.gate.bootstrap_reps < 100:
+        problems.append("gate.confidence must be in [0.5, 1) and gate.bootstrap_reps >= 100")
+    if config.gate.max_shortfall < 0:
+        problems.append("gate.max_shortfall must be >= 0")
     if config.run.jobs < 1 or config.run.max_attempts < 1:
         problems.append("run.jobs and run.max_attempts must be >= 1")
     if problems:

@@ -201,3 +201,28 @@ def _period(dataset: Dataset, idx: np.ndarray) -> Period:
         return Period(None, None, 0)
     entry = dataset.entry_dates[idx]
     return Period(str(entry.min()), str(entry.max()), int(idx.size))
+
+
+def purged_recent_slice(entry_dates: np.ndarray, exit_dates: np.ndarray,
+                        share: float) -> tuple[np.ndarray, np.ndarray]:
+    """(fit rows, stopping rows) for early stopping and calibration inside one training set.
+
+    The stopping slice is the most recent `share` of the rows (rows come sorted by entry date):
+    every row entered on or after the cut date. Fit rows are those whose label is known before
+    the cut (exit date strictly before it), so no fitted label shares a price path with the
+    slice that judges it. A shuffled or unpurged split would stop on rows the model has, in
+    effect, already seen, and stop too late.
+    """
+    entry = np.asarray(entry_dates, dtype="datetime64[D]")
+    exits = np.asarray(exit_dates, dtype="datetime64[D]")
+    if entry.size < 2:
+        raise DatasetError("Early stopping needs at least two training rows.")
+    if np.any(entry[1:] < entry[:-1]):
+        raise DatasetError("Training rows must be sorted by entry date for a recent stopping slice.")
+    cut_date = entry[entry.size - max(1, round(entry.size * share))]
+    stop = np.flatnonzero(entry >= cut_date)
+    fit = np.flatnonzero(exits < cut_date)
+    if fit.size == 0:
+        raise DatasetError(f"No training row's label ends before {cut_date}, the start of the early-stopping "
+                           "slice: the training window is too short for the label horizon.")
+    return fit, stop

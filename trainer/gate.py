@@ -1,9 +1,19 @@
-"""The promotion gate: explicit criteria from GateConfig, every one evaluated, stored and explained.
+"""The promotion gate: every criterion a statistical test on the holdout, evaluated, stored and explained.
 
-The predecessors promoted a leaky model (AUC 0.9989) and a coin flip (AUC 0.50). So the ensemble
-is promoted only when it beats the class-prior baseline, its directional edge is above chance with
-95% confidence under a block bootstrap, it is no worse than its best member, it does not collapse
-in any large regime, its top BUY signals earn more than average, and no AUC is too good to be true.
+The predecessors promoted a leaky model (AUC 0.9989) and a coin flip (AUC 0.50), and a first
+version of this gate compared point estimates: a random walk passed two criteria and the demo's
+real signal failed on noise. So every criterion here is decided on an interval from a block
+bootstrap over holdout dates (blocks at least the label horizon long, because overlapping trades
+share price moves), and every comparison between two predictors is PAIRED: both are scored on the
+same resamples, so the interval is that of their difference. The ensemble is promoted only when
+
+- its directional edge is above chance and above a model that knows only volatility,
+- it is not clearly worse than its best member nor than the best one-feature rule,
+- its probabilities beat always guessing the class shares (log loss),
+- its top-ranked stocks out-earn the other stocks of the same day,
+- no market regime (with enough barrier touches to judge) is clearly worse than a coin flip,
+- and no AUC is too good to be true.
+
 All criteria are always evaluated (no short-circuit) so the report shows the whole picture.
 """
 
@@ -13,25 +23,49 @@ import json
 import math
 import sqlite3
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from backend.store import transaction
 from trainer.config import GateConfig
-from trainer.metrics import block_bootstrap_ci, dates_spanning
+from trainer.metrics import (
+    BUY,
+    SELL,
+    _auc_directional,
+    bootstrap_date_weights,
+    dates_spanning,
+    directional_score,
+    paired_bootstrap,
+    within_date_top_excess,
+)
 
 ENSEMBLE = "ensemble"
 BASELINE = "baseline"
+VOL_ONLY = "benchmark_vol_only"
+RULE = "benchmark_rule"
+NOT_BASE_MODELS = (ENSEMBLE, BASELINE, VOL_ONLY, RULE)
 CHANCE_AUC = 0.5
-# Criterion (c): the ensemble may trail its best member by at most this much (absolute) and still
-# count as "at least as good" - differences this small are within run-to-run noise.
-COMPARE_TOLERANCE = 0.001
-LOWER_IS_BETTER = {"log_loss": True, "auc_directional": False}
 Metrics = Mapping[str, Any]
+
+# What each failed criterion means, for someone who does not read statistics.
+PLAIN_FAILURES = {
+    "leakage_alarm": "a result looks too good to be true, which almost always means a data leak",
+    "beats_baseline_log_loss": "its probabilities are not more accurate than always guessing the usual mix "
+                               "of BUY, HOLD and SELL",
+    "directional_edge_over_chance": "its up/down calls cannot be told apart from a coin flip",
+    "directional_edge_over_volatility": "it does no better than a model that only knows how volatile "
+                                        "each stock is",
+    "not_worse_than_best_base": "it is clearly worse than one of its own member models",
+    "not_worse_than_rule": "it is clearly worse than a simple one-feature rule",
+    "top_decile_excess_return": "the stocks it ranks highest did not earn more than the other stocks "
+                                "on the same days",
+    "no_weak_regime": "it is clearly worse than a coin flip in some market regime",
+}
 
 
 @dataclass(frozen=True)
@@ -41,6 +75,8 @@ class Criterion:
     threshold: float | None
     passed: bool
     message: str
+    low: float | None = None  # the interval of value, when it is a bootstrap statistic
+    high: float | None = None
 
 
 @dataclass(frozen=True)
@@ -48,44 +84,106 @@ class GateDecision:
     criteria: list[Criterion]
     promoted: bool
     summary: str
+    explanation: str = ""  # the decision in plain words
 
     def to_json(self) -> str:
-        """What model_promotion_history.criteria_json holds: every criterion and the summary."""
-        return json.dumps({"promoted": self.promoted, "summary": self.summary,
+        """What model_promotion_history.criteria_json holds: every criterion, the summary and explanation."""
+        return json.dumps({"promoted": self.promoted, "summary": self.summary, "explanation": self.explanation,
                            "criteria": [asdict(criterion) for criterion in self.criteria]}, indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> GateDecision:
         data = json.loads(text)
-        return cls([Criterion(**item) for item in data["criteria"]], bool(data["promoted"]), data["summary"])
+        return cls([Criterion(**item) for item in data["criteria"]], bool(data["promoted"]), data["summary"],
+                   data.get("explanation", ""))
 
 
-def evaluate_criteria(holdout: Mapping[str, Metrics], regimes: Mapping[str, Metrics],
-                      ci: tuple[float, float], config: GateConfig, *,
-                      ci_problem: str | None = None) -> GateDecision:
-    """Pure core: holdout metrics per model (base models, 'ensemble', 'baseline'), the ensemble's
-    metrics per regime, and the block-bootstrap CI of its directional AUC -> the decision.
+@dataclass(frozen=True)
+class HoldoutEvidence:
+    """The holdout as the gate sees it: one row per sample, aligned across models."""
 
-    ci_problem: why the CI could not be computed (it is then (nan, nan)), shown in the criterion.
-    """
-    ensemble = holdout.get(ENSEMBLE)
-    if ensemble is None:
-        raise ValueError(f"no holdout metrics for '{ENSEMBLE}' (got {sorted(holdout)}); the gate needs them")
+    y: np.ndarray  # 0 SELL, 1 HOLD, 2 BUY
+    returns: np.ndarray  # realised trade return
+    dates: np.ndarray  # entry dates (datetime64[D])
+    regimes: np.ndarray  # object: regime name or None
+    probabilities: dict[str, np.ndarray]  # model -> (n, 3); must hold ENSEMBLE
+    metrics: dict[str, Metrics] = field(default_factory=dict)  # model -> stored holdout metrics
+
+
+@dataclass(frozen=True)
+class _Resamples:
+    """Paired bootstrap values of the directional AUC per model, and the top-decile statistic."""
+
+    auc: dict[str, np.ndarray]
+    top_excess: np.ndarray
+    log_loss_difference: np.ndarray
+    block_days: int
+
+
+def decide(evidence: HoldoutEvidence, config: GateConfig, *, horizon: int, seed: int = 0) -> GateDecision:
+    """Pure core: the holdout evidence -> every criterion -> the decision."""
+    if ENSEMBLE not in evidence.probabilities:
+        raise ValueError(f"no holdout predictions for '{ENSEMBLE}' (got {sorted(evidence.probabilities)})")
+    block_days = dates_spanning(evidence.dates, horizon)
+    problem, resamples = None, None
+    try:
+        resamples = _resample(evidence, block_days, config.bootstrap_reps, seed)
+    except ValueError as error:  # too few dates or samples: the statistical criteria fail and say why
+        problem = str(error)
+    tail = (1.0 - config.confidence) / 2.0
     criteria = [
-        _leakage(holdout, config),
-        _beats_baseline(ensemble, holdout.get(BASELINE)),
-        _directional_confident(ci, config, ci_problem),
-        _directional_minimum(ensemble, config),
-        _vs_best_base(ensemble, holdout, config),
-        _regimes(regimes, config),
-        _top_decile(ensemble),
+        _leakage(evidence.metrics, config),
+        _log_loss_vs_baseline(evidence, resamples, tail, problem),
+        _edge_over_chance(evidence, resamples, tail, problem),
+        _edge_over(evidence, resamples, tail, problem, VOL_ONLY),
+        _not_worse(evidence, resamples, tail, problem, config, best_base=True),
+        _not_worse(evidence, resamples, tail, problem, config, best_base=False),
+        _top_decile(evidence, resamples, tail, problem),
+        _regimes(evidence, config, block_days, tail, seed),
     ]
+    return _decision(criteria, config)
+
+
+def _decision(criteria: list[Criterion], config: GateConfig) -> GateDecision:
     failed = [criterion.name for criterion in criteria if not criterion.passed]
+    level = f"{config.confidence:.0%}"
     if failed:
         summary = f"REJECTED: {len(failed)} of {len(criteria)} criteria failed ({', '.join(failed)})."
+        reasons = "; ".join(PLAIN_FAILURES.get(name, name) for name in failed)
+        explanation = (f"No usable edge was proven, so nothing is promoted and the production model (if any) "
+                       f"is unchanged. On the holdout, the period the models never saw: {reasons}. Do not "
+                       "trade on this run's signals.")
     else:
         summary = f"PROMOTED: all {len(criteria)} criteria passed."
-    return GateDecision(criteria, not failed, summary)
+        explanation = (f"The ensemble showed a directional edge on the holdout, the period it never saw, that "
+                       f"holds with {level} confidence against chance, against volatility alone and against "
+                       "simple rules, with no sign of leakage. It is now the production model. An edge "
+                       "in the past is no promise of future returns: start small and watch the live record.")
+    return GateDecision(criteria, not failed, summary, explanation)
+
+
+def _resample(evidence: HoldoutEvidence, block_days: int, reps: int, seed: int) -> _Resamples:
+    y, dates = evidence.y, evidence.dates
+    auc = paired_bootstrap(y, evidence.probabilities, dates, block_days=block_days, reps=reps, seed=seed)
+    day_dates, excess = within_date_top_excess(directional_score(evidence.probabilities[ENSEMBLE]),
+                                               evidence.returns, dates)
+    top = np.concatenate([weights @ excess / weights.sum(axis=1) for weights in
+                          bootstrap_date_weights(day_dates, block_days=block_days, reps=reps, seed=seed)])
+    difference = np.full(reps, np.nan)
+    if BASELINE in evidence.probabilities:
+        losses = paired_bootstrap(y, {ENSEMBLE: evidence.probabilities[ENSEMBLE],
+                                      BASELINE: evidence.probabilities[BASELINE]}, dates,
+                                  metric="log_loss", block_days=block_days, reps=reps, seed=seed)
+        difference = losses[ENSEMBLE] - losses[BASELINE]
+    return _Resamples(auc, top, difference, block_days)
+
+
+def _interval(values: np.ndarray, tail: float) -> tuple[float, float] | None:
+    finite = values[np.isfinite(values)]
+    if finite.size < max(10, values.size // 2):
+        return None
+    low, high = np.quantile(finite, [tail, 1.0 - tail])
+    return float(low), float(high)
 
 
 def _number(value: Any) -> float | None:
@@ -100,12 +198,25 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
-def _leakage(holdout: Mapping[str, Metrics], config: GateConfig) -> Criterion:
+def _point_auc(evidence: HoldoutEvidence, name: str) -> float | None:
+    y = evidence.y
+    keep = (y == BUY) | (y == SELL)
+    if not (np.any(y[keep] == BUY) and np.any(y[keep] == SELL)):
+        return None
+    return _number(_auc_directional(y, evidence.probabilities[name], np.ones((1, len(y))))[0])
+
+
+def _unproven(name: str, threshold: float | None, what: str, problem: str | None) -> Criterion:
+    return Criterion(name, None, threshold, False,
+                     f"{what} could not be measured, so it is unproven: {problem or 'no holdout predictions'}.")
+
+
+def _leakage(metrics: Mapping[str, Metrics], config: GateConfig) -> Criterion:
     """Any holdout AUC >= leakage_auc (or as far below 0.5: an inverted model) fails the gate."""
     name = "leakage_alarm"
-    aucs = [(value, model, metric) for model, metrics in holdout.items()
+    aucs = [(value, model, metric) for model, values in metrics.items()
             for metric in ("auc_ovr", "auc_directional")
-            if (value := _number(metrics.get(metric))) is not None]
+            if (value := _number(values.get(metric))) is not None]
     if not aucs:
         return Criterion(name, None, config.leakage_auc, False, "No holdout AUC is available, so leakage "
                          "cannot be ruled out. Check that evaluation ran and wrote model_performance.")
@@ -128,143 +239,193 @@ def _leakage(holdout: Mapping[str, Metrics], config: GateConfig) -> Criterion:
                      "past the split).")
 
 
-def _beats_baseline(ensemble: Metrics, baseline: Metrics | None) -> Criterion:
+def _log_loss_vs_baseline(evidence: HoldoutEvidence, resamples: _Resamples | None, tail: float,
+                          problem: str | None) -> Criterion:
     name = "beats_baseline_log_loss"
-    value = _number(ensemble.get("log_loss"))
-    threshold = _number(baseline.get("log_loss")) if baseline is not None else None
-    if value is None or threshold is None:
-        return Criterion(name, value, threshold, False, "Ensemble or class-prior baseline log loss is "
-                         "missing, so the ensemble cannot show it beats guessing the class shares.")
-    passed = value < threshold
-    verdict = "beats" if passed else "does not beat"
-    return Criterion(name, value, threshold, passed,
-                     f"Ensemble holdout log loss {value:.4f} {verdict} the class-prior baseline "
-                     f"{threshold:.4f} (lower is better; the baseline always predicts the training "
-                     "class shares).")
+    ensemble, baseline = evidence.metrics.get(ENSEMBLE, {}), evidence.metrics.get(BASELINE, {})
+    value = (None if _number(ensemble.get("log_loss")) is None or _number(baseline.get("log_loss")) is None
+             else float(ensemble["log_loss"]) - float(baseline["log_loss"]))
+    interval = None if resamples is None else _interval(resamples.log_loss_difference, tail)
+    if value is None or interval is None:
+        return _unproven(name, 0.0, "The ensemble's log loss against the class-prior baseline", problem)
+    low, high = interval
+    passed = high < 0.0
+    return Criterion(name, value, 0.0, passed,
+                     f"Ensemble minus class-prior baseline holdout log loss is {value:+.4f} (interval "
+                     f"[{low:+.4f}, {high:+.4f}]; below 0 is better). "
+                     + ("The whole interval is below 0: its probabilities beat always guessing the training "
+                        "class shares." if passed else "The interval reaches 0 or above: its probabilities "
+                        "are not proven better than always guessing the training class shares."), low, high)
 
 
-def _directional_confident(ci: tuple[float, float], config: GateConfig, problem: str | None) -> Criterion:
-    name = "directional_auc_above_chance"
-    low, high = (_number(bound) for bound in ci)
-    level = f"{config.confidence:.0%}"
-    if low is None:
-        return Criterion(name, None, CHANCE_AUC, False, f"The {level} block-bootstrap interval of the "
-                         "ensemble's directional AUC could not be computed, so its edge over a coin flip "
-                         f"is unproven: {problem or 'no interval was given'}")
+def _edge_over_chance(evidence: HoldoutEvidence, resamples: _Resamples | None, tail: float,
+                      problem: str | None) -> Criterion:
+    name = "directional_edge_over_chance"
+    value = _point_auc(evidence, ENSEMBLE)
+    interval = None if resamples is None else _interval(resamples.auc[ENSEMBLE], tail)
+    if value is None or interval is None:
+        return _unproven(name, CHANCE_AUC, "The ensemble's directional AUC", problem)
+    low, high = interval
     passed = low > CHANCE_AUC
-    where = "above" if passed else "not above"
-    return Criterion(name, low, CHANCE_AUC, passed,
-                     f"The {level} block-bootstrap interval of the ensemble's directional AUC (BUY vs SELL) "
-                     f"is [{low:.4f}, {_fmt(high)}]; its lower bound is {where} 0.5, so the directional "
-                     f"edge is {'' if passed else 'not '}distinguishable from a coin flip. Blocks of holdout "
-                     "dates span at least the label horizon, because overlapping trades are not "
-                     "independent.")
+    return Criterion(name, value, CHANCE_AUC, passed,
+                     f"Ensemble directional AUC (BUY vs SELL among barrier-touching samples) is {value:.4f}, "
+                     f"interval [{low:.4f}, {high:.4f}]: its lower bound is {'above' if passed else 'not above'} "
+                     f"0.5, so the edge is {'' if passed else 'not '}distinguishable from a coin flip.", low, high)
 
 
-def _directional_minimum(ensemble: Metrics, config: GateConfig) -> Criterion:
-    name = "directional_auc_minimum"
-    value = _number(ensemble.get("auc_directional"))
-    threshold = config.min_directional_auc
-    if value is None:
-        return Criterion(name, None, threshold, False, "The ensemble's directional AUC is missing "
-                         "(no holdout sample touched a barrier?), so its direction skill is unknown.")
-    passed = value >= threshold
-    return Criterion(name, value, threshold, passed,
-                     f"Ensemble directional AUC (BUY vs SELL among samples that touched a barrier) is "
-                     f"{value:.4f}, {'at or above' if passed else 'below'} the required {threshold:.4f}.")
+def _difference(resamples: _Resamples, other: str, tail: float) -> tuple[float, float] | None:
+    if other not in resamples.auc:
+        return None
+    return _interval(resamples.auc[ENSEMBLE] - resamples.auc[other], tail)
 
 
-def _vs_best_base(ensemble: Metrics, holdout: Mapping[str, Metrics], config: GateConfig) -> Criterion:
-    name = "ensemble_vs_best_base"
-    metric = config.compare_metric
-    lower_better = LOWER_IS_BETTER[metric]
-    value = _number(ensemble.get(metric))
-    bases = {model: v for model, metrics in holdout.items() if model not in (ENSEMBLE, BASELINE)
-             if (v := _number(metrics.get(metric))) is not None}
-    if value is None or not bases:
-        return Criterion(name, value, None, False, f"The ensemble's {metric} or every base model's is "
-                         "missing, so the ensemble cannot be compared with its members.")
-    best_model = (min if lower_better else max)(bases, key=bases.__getitem__)
-    best = bases[best_model]
-    threshold = best + COMPARE_TOLERANCE if lower_better else best - COMPARE_TOLERANCE
-    passed = value <= threshold if lower_better else value >= threshold
-    direction = "lower" if lower_better else "higher"
-    verdict = "is at least as good as" if passed else "is worse than"
-    return Criterion(name, value, threshold, passed,
-                     f"Ensemble {metric} {value:.4f} {verdict} the best single model ({best_model}, "
-                     f"{best:.4f}; {direction} is better, tolerance {COMPARE_TOLERANCE})."
-                     + ("" if passed else " Stacking adds complexity without benefit; promote nothing "
-                        "rather than a worse ensemble."))
+def _edge_over(evidence: HoldoutEvidence, resamples: _Resamples | None, tail: float, problem: str | None,
+               other: str) -> Criterion:
+    name = "directional_edge_over_volatility"
+    ensemble, benchmark = _point_auc(evidence, ENSEMBLE), (
+        _point_auc(evidence, other) if other in evidence.probabilities else None)
+    interval = None if resamples is None else _difference(resamples, other, tail)
+    if ensemble is None or benchmark is None or interval is None:
+        return _unproven(name, 0.0, "The ensemble's edge over the volatility-only benchmark",
+                         problem or f"no holdout predictions of {other}")
+    low, high = interval
+    passed = low > 0.0
+    return Criterion(name, ensemble - benchmark, 0.0, passed,
+                     f"Ensemble minus volatility-only benchmark ({benchmark:.4f}) directional AUC is "
+                     f"{ensemble - benchmark:+.4f}, paired interval [{low:+.4f}, {high:+.4f}]: "
+                     + ("wholly above 0, so the ensemble knows more than how volatile a stock is."
+                        if passed else "not wholly above 0, so what the ensemble knows may be only volatility."),
+                     low, high)
 
 
-def _regimes(regimes: Mapping[str, Metrics], config: GateConfig) -> Criterion:
+def _not_worse(evidence: HoldoutEvidence, resamples: _Resamples | None, tail: float, problem: str | None,
+               config: GateConfig, *, best_base: bool) -> Criterion:
+    name = "not_worse_than_best_base" if best_base else "not_worse_than_rule"
+    threshold = -config.max_shortfall
+    if best_base:
+        scores = {model: auc for model in evidence.probabilities if model not in NOT_BASE_MODELS
+                  if (auc := _point_auc(evidence, model)) is not None}
+        other = max(scores, key=scores.__getitem__) if scores else None
+        label = f"the best base model on the holdout ({other})"
+    else:
+        other = RULE if RULE in evidence.probabilities else None
+        label = "the one-feature rule"
+    ensemble = _point_auc(evidence, ENSEMBLE)
+    rival = None if other is None else _point_auc(evidence, other)
+    interval = None if resamples is None or other is None else _difference(resamples, other, tail)
+    if ensemble is None or rival is None or interval is None:
+        return _unproven(name, threshold, f"The ensemble against {label}", problem or "nothing to compare")
+    low, high = interval
+    passed = high > threshold
+    return Criterion(name, ensemble - rival, threshold, passed,
+                     f"Ensemble minus {label} ({rival:.4f}) directional AUC is {ensemble - rival:+.4f}, paired "
+                     f"interval [{low:+.4f}, {high:+.4f}]; it fails only if the whole interval is below "
+                     f"{threshold:+.4f}. " + ("Not significantly worse." if passed else
+                                              "Significantly worse: promote nothing rather than a worse model."),
+                     low, high)
+
+
+def _top_decile(evidence: HoldoutEvidence, resamples: _Resamples | None, tail: float,
+                problem: str | None) -> Criterion:
+    name = "top_decile_excess_return"
+    _, excess = within_date_top_excess(directional_score(evidence.probabilities[ENSEMBLE]), evidence.returns,
+                                       evidence.dates)
+    value = _number(excess.mean()) if excess.size else None
+    interval = None if resamples is None else _interval(resamples.top_excess, tail)
+    if value is None or interval is None:
+        return _unproven(name, 0.0, "The top decile's excess return", problem)
+    low, high = interval
+    passed = low > 0.0
+    return Criterion(name, value, 0.0, passed,
+                     f"On each holdout date, the top 10% of stocks by the ensemble's directional score earned "
+                     f"{value:+.2%} per trade more than that date's average (mean over dates; interval "
+                     f"[{low:+.2%}, {high:+.2%}]): "
+                     + ("wholly above 0." if passed else "not wholly above 0, so its top picks are not proven "
+                        "better than the rest."), low, high)
+
+
+def _regimes(evidence: HoldoutEvidence, config: GateConfig, block_days: int, tail: float,
+             seed: int) -> Criterion:
+    """Each regime with enough barrier-touching samples on enough distinct dates gets its own
+    interval; a regime fails only when its interval lies wholly below 0.5."""
     name = "no_weak_regime"
-    floor = CHANCE_AUC
-    large = {regime: metrics for regime, metrics in regimes.items()
-             if (_number(metrics.get("n_samples")) or 0) >= config.min_regime_samples}
-    judged = {regime: v for regime, metrics in large.items()
-              if (v := _number(metrics.get("auc_directional"))) is not None}
-    unjudged = sorted(set(large) - set(judged))
-    note = f" Regimes without a directional AUC: {', '.join(unjudged)}." if unjudged else ""
+    y = evidence.y
+    directional = (y == BUY) | (y == SELL)
+    regimes = np.array([r if isinstance(r, str) else "unknown" for r in evidence.regimes], dtype=object)
+    judged: dict[str, tuple[float, float, float]] = {}
+    small = []
+    for regime in sorted(set(regimes.tolist()) - {"unknown"}):
+        rows = regimes == regime
+        touching = rows & directional
+        n_dates = np.unique(evidence.dates[touching]).size
+        if touching.sum() < config.min_regime_directional or n_dates < config.min_regime_dates:
+            small.append(f"{regime} ({int(touching.sum())} touches on {n_dates} dates)")
+            continue
+        proba = {ENSEMBLE: evidence.probabilities[ENSEMBLE][rows]}
+        sub = HoldoutEvidence(y[rows], evidence.returns[rows], evidence.dates[rows], regimes[rows], proba)
+        point = _point_auc(sub, ENSEMBLE)
+        try:
+            values = paired_bootstrap(y[rows], proba, evidence.dates[rows], block_days=block_days,
+                                      reps=config.bootstrap_reps, seed=seed)[ENSEMBLE]
+        except ValueError:
+            small.append(f"{regime} (too few dates for blocks)")
+            continue
+        interval = _interval(values, tail)
+        if point is None or interval is None:
+            small.append(f"{regime} (no interval)")
+            continue
+        judged[regime] = (point, *interval)
+    note = (f" Too small to judge (fewer than {config.min_regime_directional} barrier touches or "
+            f"{config.min_regime_dates} dates): {', '.join(small)}." if small else "")
     if not judged:
-        return Criterion(name, None, floor, True,
-                         f"No regime has both >= {config.min_regime_samples} holdout samples and a "
-                         f"directional AUC, so no regime can show a collapse.{note}")
-    weak = sorted(f"{regime} ({auc:.4f})" for regime, auc in judged.items() if auc < floor)
-    worst = min(judged, key=judged.__getitem__)
+        return Criterion(name, None, CHANCE_AUC, True, f"No regime has enough barrier-touching holdout samples "
+                         f"to judge, so none can show a collapse.{note}")
+    worst = min(judged, key=lambda regime: judged[regime][2])
+    point, low, high = judged[worst]
+    weak = sorted(f"{regime} ({p:.4f}, interval [{lo:.4f}, {hi:.4f}])"
+                  for regime, (p, lo, hi) in judged.items() if hi < CHANCE_AUC)
+    shown = ", ".join(f"{regime} {p:.4f} [{lo:.4f}, {hi:.4f}]" for regime, (p, lo, hi) in sorted(judged.items()))
     if weak:
-        return Criterion(name, judged[worst], floor, False,
-                         f"The ensemble's directional AUC is below 0.5 (worse than a coin flip) in "
-                         f"regime(s) with >= {config.min_regime_samples} samples: {', '.join(weak)}.{note}")
-    return Criterion(name, judged[worst], floor, True,
-                     f"Every regime with >= {config.min_regime_samples} holdout samples has directional AUC "
-                     f">= 0.5; the weakest is {worst} at {judged[worst]:.4f}.{note}")
-
-
-def _top_decile(ensemble: Metrics) -> Criterion:
-    name = "top_decile_return"
-    value = _number(ensemble.get("top_decile_return"))
-    threshold = _number(ensemble.get("all_mean_return"))
-    if value is None or threshold is None:
-        return Criterion(name, value, threshold, False, "Top-decile or all-sample mean return is missing, "
-                         "so the BUY signals cannot show they pick better trades.")
-    passed = value > threshold
-    return Criterion(name, value, threshold, passed,
-                     f"The ensemble's top-decile BUY signals returned {value:+.4%} on average, "
-                     f"{'more' if passed else 'not more'} than the {threshold:+.4%} of all holdout samples.")
+        return Criterion(name, point, CHANCE_AUC, False,
+                         f"The ensemble is significantly worse than a coin flip (interval wholly below 0.5) in: "
+                         f"{', '.join(weak)}. Judged regimes: {shown}.{note}", low, high)
+    return Criterion(name, point, CHANCE_AUC, True,
+                     f"No judged regime's directional AUC interval lies wholly below 0.5: {shown}.{note}",
+                     low, high)
 
 
 def decide_from_db(connection: sqlite3.Connection, run_id: str, gate_config: GateConfig, horizon: int,
                    *, seed: int = 0) -> GateDecision:
-    """Read the run's holdout metrics and ensemble predictions, bootstrap the CI, decide.
+    """Read the run's holdout predictions of every model (joined with the trades) and decide."""
+    return decide(load_evidence(connection, run_id), gate_config, horizon=horizon, seed=seed)
 
-    Bootstrap blocks are as many consecutive holdout entry dates as span the label horizon in
-    trading days: trades that overlap share price moves and are resampled together.
-    """
-    performance = pd.read_sql_query("SELECT * FROM model_performance WHERE run_id = ?", connection,
-                                    params=(run_id,))
-    holdout = performance[(performance["scope"] == "holdout") & (performance["segment"] == "all")]
-    regimes = performance[(performance["scope"] == "regime") & (performance["model"] == ENSEMBLE)]
+
+def load_evidence(connection: sqlite3.Connection, run_id: str) -> HoldoutEvidence:
+    performance = pd.read_sql_query(
+        "SELECT * FROM model_performance WHERE run_id = ? AND scope = 'holdout' AND segment = 'all'",
+        connection, params=(run_id,))
     predictions = pd.read_sql_query(
-        "SELECT t.label, p.p_sell, p.p_hold, p.p_buy, t.entry_date FROM model_predictions p "
+        "SELECT p.model, t.symbol, t.entry_date, t.label, t.realised_return, t.regime, "
+        "p.p_sell, p.p_hold, p.p_buy FROM model_predictions p "
         "JOIN trades t ON t.run_id = p.run_id AND t.symbol = p.symbol AND t.entry_date = p.entry_date "
-        "WHERE p.run_id = ? AND p.model = ? ORDER BY t.entry_date, t.symbol", connection,
-        params=(run_id, ENSEMBLE))
-    if predictions.empty:
+        "WHERE p.run_id = ? ORDER BY t.entry_date, t.symbol", connection, params=(run_id,))
+    ensemble = predictions[predictions["model"] == ENSEMBLE]
+    if ensemble.empty:
         raise ValueError(f"run {run_id} has no ensemble holdout predictions joined to trades; "
                          "run the evaluation phase before the gate")
-    ci, problem = (math.nan, math.nan), None
-    dates = predictions["entry_date"].to_numpy(dtype="datetime64[D]")
-    try:
-        ci = block_bootstrap_ci(predictions["label"].to_numpy(dtype=int),
-                                predictions[["p_sell", "p_hold", "p_buy"]].to_numpy(dtype=float),
-                                dates, metric="auc_directional",
-                                block_days=dates_spanning(dates, horizon), reps=gate_config.bootstrap_reps,
-                                confidence=gate_config.confidence, seed=seed)
-    except ValueError as error:  # too few dates or samples: the criterion fails and says why
-        problem = str(error)
-    return evaluate_criteria(holdout.set_index("model").to_dict("index"),
-                             regimes.set_index("segment").to_dict("index"), ci, gate_config, ci_problem=problem)
+    keys = ensemble[["symbol", "entry_date"]].reset_index(drop=True)
+    probabilities = {}
+    for model, rows in predictions.groupby("model", sort=False):
+        aligned = keys.merge(rows, on=["symbol", "entry_date"], how="left")
+        values = aligned[["p_sell", "p_hold", "p_buy"]].to_numpy(dtype=float)
+        if not np.isnan(values).any():
+            probabilities[str(model)] = values
+    regimes = ensemble["regime"].astype(object)
+    return HoldoutEvidence(
+        y=ensemble["label"].to_numpy(dtype=int), returns=ensemble["realised_return"].to_numpy(dtype=float),
+        dates=ensemble["entry_date"].to_numpy(dtype="datetime64[D]"),
+        regimes=regimes.where(regimes.notna(), None).to_numpy(dtype=object), probabilities=probabilities,
+        metrics=performance.set_index("model").to_dict("index"))
 
 
 def record_decision(connection: sqlite3.Connection, run_id: str, decision: GateDecision,

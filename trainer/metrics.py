@@ -8,7 +8,7 @@ of consecutive dates instead of single rows. An AUC that looks too good is an al
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -112,42 +112,82 @@ _RESAMPLED_METRICS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.
 }
 
 
-def block_bootstrap_distribution(y: np.ndarray, proba: np.ndarray, dates: np.ndarray, *,
-                                 metric: str = "auc_directional", block_days: int, reps: int,
-                                 seed: int) -> np.ndarray:
-    """The metric on `reps` circular block-bootstrap resamples of the unique dates.
+def bootstrap_date_weights(dates: np.ndarray, *, block_days: int, reps: int,
+                           seed: int) -> Iterator[np.ndarray]:
+    """Chunks of (reps_in_chunk x n_samples) multiplicities from a circular block bootstrap of dates.
 
     Each resample strings together ceil(D / block_days) blocks of block_days consecutive unique
-    dates (wrapping around), and takes every sample of each drawn date, so labels that overlap in
-    time stay together. The resamples depend only on the dates, block_days, reps and seed: two
-    models scored on the same rows with the same seed see the same resamples, so the difference
-    of their distributions is a paired bootstrap. Resamples in which the metric is undefined (a
-    class missing from every drawn date) are left out.
+    dates (wrapping around) and takes every sample of each drawn date, so labels that overlap in
+    time stay together. The resamples depend only on the dates, block_days, reps and seed: every
+    statistic computed from the same call is paired (the same resamples for every model).
     """
-    if metric not in _RESAMPLED_METRICS:
-        raise ValueError(f"Unknown bootstrap metric {metric!r}; choose from {', '.join(_RESAMPLED_METRICS)}.")
-    y = np.asarray(y, dtype=np.int64)
-    proba = np.asarray(proba, dtype=np.float64)
     unique_dates, day = np.unique(np.asarray(dates), return_inverse=True)
     n_days = len(unique_dates)
     if block_days < 1 or reps < 1 or n_days < 2 * block_days:
         raise ValueError(f"A block bootstrap needs block_days >= 1, reps >= 1 and at least two blocks of "
                          f"dates; got block_days={block_days}, reps={reps}, {n_days} dates.")
-    compute = _RESAMPLED_METRICS[metric]
-    if not np.isfinite(compute(y, proba, np.ones((1, len(y))))[0]):
-        raise ValueError(f"{metric} is undefined on these samples (a class it needs is missing).")
     rng = np.random.default_rng(seed)
     starts = rng.integers(0, n_days, size=(reps, int(np.ceil(n_days / block_days))))
     drawn = (starts[:, :, None] + np.arange(block_days)) % n_days  # reps x blocks x block_days
-    values = []
-    chunk = max(1, _BOOTSTRAP_CELLS // max(len(y), 1))
+    chunk = max(1, _BOOTSTRAP_CELLS // max(len(day), 1))
     for first in range(0, reps, chunk):
         part = drawn[first:first + chunk].reshape(-1, starts.shape[1] * block_days)
         flat = (part + n_days * np.arange(len(part))[:, None]).ravel()
         counts = np.bincount(flat, minlength=len(part) * n_days).reshape(len(part), n_days)
-        values.append(compute(y, proba, counts[:, day].astype(np.float64)))
-    result = np.concatenate(values)
+        yield counts[:, day].astype(np.float64)
+
+
+def paired_bootstrap(y: np.ndarray, probabilities: Mapping[str, np.ndarray], dates: np.ndarray, *,
+                     metric: str = "auc_directional", block_days: int, reps: int,
+                     seed: int) -> dict[str, np.ndarray]:
+    """The metric of every model on the same `reps` block-bootstrap resamples (NaN where undefined),
+    so that differences between models are paired: name -> array of length reps."""
+    if metric not in _RESAMPLED_METRICS:
+        raise ValueError(f"Unknown bootstrap metric {metric!r}; choose from {', '.join(_RESAMPLED_METRICS)}.")
+    y = np.asarray(y, dtype=np.int64)
+    compute = _RESAMPLED_METRICS[metric]
+    values: dict[str, list[np.ndarray]] = {name: [] for name in probabilities}
+    for weights in bootstrap_date_weights(dates, block_days=block_days, reps=reps, seed=seed):
+        for name, proba in probabilities.items():
+            values[name].append(compute(y, np.asarray(proba, dtype=np.float64), weights))
+    return {name: np.concatenate(parts) for name, parts in values.items()}
+
+
+def block_bootstrap_distribution(y: np.ndarray, proba: np.ndarray, dates: np.ndarray, *,
+                                 metric: str = "auc_directional", block_days: int, reps: int,
+                                 seed: int) -> np.ndarray:
+    """The metric on `reps` circular block-bootstrap resamples of the unique dates (see
+    bootstrap_date_weights); resamples in which it is undefined (a class missing from every
+    drawn date) are left out. Two models scored with the same seed see the same resamples."""
+    if metric not in _RESAMPLED_METRICS:
+        raise ValueError(f"Unknown bootstrap metric {metric!r}; choose from {', '.join(_RESAMPLED_METRICS)}.")
+    y = np.asarray(y, dtype=np.int64)
+    proba = np.asarray(proba, dtype=np.float64)
+    if not np.isfinite(_RESAMPLED_METRICS[metric](y, proba, np.ones((1, len(y))))[0]):
+        raise ValueError(f"{metric} is undefined on these samples (a class it needs is missing).")
+    result = paired_bootstrap(y, {"model": proba}, dates, metric=metric, block_days=block_days, reps=reps,
+                              seed=seed)["model"]
     return result[np.isfinite(result)]
+
+
+def within_date_top_excess(score: np.ndarray, returns: np.ndarray, dates: np.ndarray,
+                           share: float = TOP_SHARE) -> tuple[np.ndarray, np.ndarray]:
+    """(unique dates, excess per date): on each date, the mean realised return of the top `share` of
+    that date's samples ranked by score (at least one) minus the mean of all that date's samples.
+
+    Ranking within a date compares stocks on the same market day, so what a random pick of dates
+    would earn (a pooled top decile mostly picks dates) cancels out."""
+    dates = np.asarray(dates)
+    score, returns = np.asarray(score, dtype=np.float64), np.asarray(returns, dtype=np.float64)
+    order = np.lexsort((-score, dates))  # by date, then best score first (stable for ties)
+    unique, starts, counts = np.unique(dates[order], return_index=True, return_counts=True)
+    ranked = returns[order]
+    position = np.arange(len(order)) - np.repeat(starts, counts)
+    top = position < np.repeat(np.maximum(1, np.ceil(share * counts)).astype(int), counts)
+    sums = np.add.reduceat(ranked, starts)
+    top_sums = np.add.reduceat(np.where(top, ranked, 0.0), starts)
+    top_counts = np.add.reduceat(top.astype(np.float64), starts)
+    return unique, top_sums / top_counts - sums / counts
 
 
 def dates_spanning(dates: np.ndarray, business_days: int) -> int:

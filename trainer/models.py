@@ -1,39 +1,51 @@
-"""The eight base models and the meta-learner behind one wrapper, so the pipeline treats them alike.
+"""The eight base models behind one wrapper, so the pipeline treats them alike.
 
-Every model sees raw features with NaN for missing values, is balanced against the class mix,
-uses at most MAX_THREADS threads and is deterministic from its seed. The wrapper always answers
-with three probability columns in the order SELL, HOLD, BUY, so stacking, metrics and storage
-never depend on which classes happened to be present in a training window.
+Every model sees raw features with NaN for missing values, is fitted with class-balanced weights
+(times each label's uniqueness when given), uses at most MAX_THREADS threads and is deterministic
+from its seed. The wrapper always answers with three probability columns in the order SELL, HOLD,
+BUY, so ensembles, metrics and storage never depend on which classes a training window held, and
+those probabilities are corrected back to the training class frequencies: balanced fitting makes
+a model act as if the classes were equally common, so its raw outputs are not frequencies (a
+random forest averaged [0.33, 0.34, 0.33] against shares [0.11, 0.72, 0.17]).
+
+Models that stop early (the boosters, the neural network) or calibrate (the SVM) judge on the
+most recent rows of their training set, purged of rows whose labels reach into them; once the
+number of rounds or epochs is known, the final fit uses every training row with that number, so
+the newest data, the closest to what is predicted, is never left out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from lightgbm import LGBMClassifier
-from sklearn.base import BaseEstimator
-from sklearn.calibration import CalibratedClassifierCV
+from sklearn.base import BaseEstimator, clone
 from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.kernel_approximation import Nystroem
 from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 from threadpoolctl import threadpool_limits
 from xgboost import XGBClassifier
+
+from trainer.dataset import purged_recent_slice
+from trainer.sample_weights import training_weights
 
 # The reference machine has 2 cores. Tree models give identical results at any thread count;
 # BLAS-based ones (MLP, SVM) differ in the ~12th digit, so this stays fixed instead of following --jobs.
 MAX_THREADS = 2
 N_CLASSES = 3  # 0 SELL, 1 HOLD, 2 BUY
-EARLY_STOPPING_SHARE = 0.15  # the most recent share of the rows passed to fit
+EARLY_STOPPING_SHARE = 0.15  # the most recent share of the training rows judges early stopping
 EARLY_STOPPING_ROUNDS = 50
-META_PROBABILITY_FLOOR = 1e-6
+MAX_EPOCHS = 100
+EPOCH_PATIENCE = 8
+
 
 def _thread_limits() -> threadpool_limits:
     """OpenMP (the tree boosters) may use MAX_THREADS; BLAS (the linear, neural and SVM models)
@@ -43,36 +55,31 @@ def _thread_limits() -> threadpool_limits:
     return threadpool_limits(limits={"blas": 1, "openmp": MAX_THREADS})
 
 
-EvalArgs = Callable[[np.ndarray, np.ndarray, np.ndarray], dict[str, Any]]
-
-
 def balanced_sample_weights(y: np.ndarray) -> np.ndarray:
-    """n / (k * count(class)) per row: every present class carries the same total weight.
-
-    One helper for all models (instead of each library's own class_weight option), so every
-    model, including the early-stopping slices, is balanced in exactly the same way.
-    """
-    classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
-    return (len(y) / (len(classes) * counts))[inverse]
+    """n / (k * count(class)) per row: every present class carries the same total weight."""
+    return training_weights(y, None)
 
 
 class ClassifierModel:
     """A fitted-or-not classifier with SELL/HOLD/BUY probability columns; picklable with joblib."""
 
-    def __init__(self, name: str, estimator: BaseEstimator, *, eval_args: EvalArgs | None = None,
-                 explainable: bool = False, balanced: bool = True) -> None:
+    def __init__(self, name: str, estimator: BaseEstimator, *, explainable: bool = False) -> None:
         self.name = name
         self.estimator = estimator
         self.classes_: np.ndarray | None = None  # labels present in the training y, ascending
-        self._eval_args = eval_args
+        self.prior_: np.ndarray | None = None  # their shares in the training y
+        self.stopped_at_: int | None = None  # rounds or epochs chosen on the stopping slice
         self._explainable = explainable
-        self._balanced = balanced
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> ClassifierModel:
-        """Fit on rows sorted by date; early-stopping models hold out the most recent rows.
+    def fit(self, X: np.ndarray, y: np.ndarray, *, entry_dates: np.ndarray | None = None,
+            exit_dates: np.ndarray | None = None, uniqueness: np.ndarray | None = None) -> ClassifierModel:
+        """Fit on rows sorted by entry date.
 
-        Labels are re-encoded to 0..k-1 over the classes present, because xgboost and
-        lightgbm refuse label sets with gaps (a window without HOLD, say).
+        entry_dates/exit_dates (datetime64[D]) place each label in time for the purged stopping
+        slice; without them each row is its own day and labels do not overlap. uniqueness (one
+        value in (0, 1] per row, see sample_weights) multiplies the class-balanced weights.
+        Labels are re-encoded to 0..k-1 over the classes present, because xgboost and lightgbm
+        refuse label sets with gaps (a window without HOLD, say).
         """
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y)
@@ -81,63 +88,59 @@ class ClassifierModel:
             raise ValueError(f"{self.name}: training labels must be at least two of 0, 1, 2 "
                              f"(SELL, HOLD, BUY); got {classes.tolist()}.")
         encoded = np.searchsorted(classes, y)
-        weights = balanced_sample_weights(encoded) if self._balanced else np.ones(len(y))
-        eval_args: dict[str, Any] = {}
-        if self._eval_args is not None:
-            cut = _recent_cut(len(y))
-            if not np.isin(encoded[cut:], encoded[:cut]).all():
-                raise ValueError(f"{self.name}: a class appears only in the most recent "
-                                 f"{EARLY_STOPPING_SHARE:.0%} of the rows (the early-stopping slice); "
-                                 "the training window is too short.")
-            eval_args = self._eval_args(X[cut:], encoded[cut:], weights[cut:])
-            X, encoded, weights = X[:cut], encoded[:cut], weights[:cut]
+        weights = training_weights(encoded, uniqueness)
         with _thread_limits():
-            self.estimator.fit(X, encoded, **{_weight_parameter(self.estimator): weights}, **eval_args)
+            if isinstance(self.estimator, _StoppingEstimator):
+                if entry_dates is None or exit_dates is None:
+                    entry_dates = exit_dates = np.datetime64("2000-01-01") + np.arange(len(y))
+                fit, stop = purged_recent_slice(entry_dates, exit_dates, EARLY_STOPPING_SHARE)
+                if not np.isin(encoded[stop], encoded[fit]).all() or np.unique(encoded[fit]).size < 2:
+                    raise ValueError(f"{self.name}: a class appears only in the most recent "
+                                     f"{EARLY_STOPPING_SHARE:.0%} of the rows (the early-stopping slice); "
+                                     "the training window is too short.")
+                self.stopped_at_ = self.estimator.fit_stopping(
+                    X[fit], encoded[fit], training_weights(encoded[fit], _part(uniqueness, fit)),
+                    X[stop], encoded[stop], training_weights(encoded[stop], _part(uniqueness, stop)))
+                self.estimator.fit_final(X, encoded, weights)
+            else:
+                self.estimator.fit(X, encoded, **{_weight_parameter(self.estimator): weights})
         if isinstance(self.estimator, RandomForestClassifier | ExtraTreesClassifier):
             # Forests add up tree votes in thread-completion order, so parallel predictions differ
             # in the last bit from run to run; one job makes them identical (and costs ~0.1 s).
             self.estimator.set_params(n_jobs=1)
         self.classes_ = classes
+        self.prior_ = np.bincount(encoded, minlength=classes.size) / len(encoded)
         return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """(n, 3) probabilities for SELL, HOLD, BUY; a class absent from training gets 0."""
-        if self.classes_ is None:
+        """(n, 3) probabilities for SELL, HOLD, BUY as frequencies; a class absent from training gets 0.
+
+        The fitted model saw balanced classes, so p_balanced(c | x) is proportional to
+        p(c | x) / prior(c): multiplying by the training prior and renormalising undoes it. Any
+        ranking within a class, and the ratio p_buy / p_sell up to a constant, is unchanged."""
+        if self.classes_ is None or self.prior_ is None:
             raise RuntimeError(f"{self.name}: predict_proba called before fit.")
         with _thread_limits():
             present = self.estimator.predict_proba(np.asarray(X, dtype=np.float64))
+        present = present * self.prior_
         proba = np.zeros((present.shape[0], N_CLASSES))
         proba[:, self.classes_] = present
         return proba / proba.sum(axis=1, keepdims=True)
 
     def explainable_estimator(self) -> BaseEstimator | None:
-        """The fitted tree model for shap.TreeExplainer on raw X (outputs follow `classes_`), or None."""
+        """The fitted tree model for shap.TreeExplainer on raw X (outputs follow `classes_`, before the
+        prior correction), or None."""
         if not self._explainable:
             return None
         if self.classes_ is None:
             raise RuntimeError(f"{self.name}: explainable_estimator called before fit.")
+        if isinstance(self.estimator, _StoppingEstimator):
+            return self.estimator.final_
         return self.estimator
 
 
-def _recent_cut(n_rows: int) -> int:
-    """Rows before this index fit; the rest, the most recent (rows come sorted by date), validate."""
-    return n_rows - max(1, round(n_rows * EARLY_STOPPING_SHARE))
-
-
-class _RecentSlice:
-    """A one-split cross-validator: calibrate on the most recent rows, as early stopping does.
-
-    A shuffled or stratified split would calibrate on labels that overlap the training rows.
-    """
-
-    def split(self, X: np.ndarray, y: np.ndarray | None = None,
-              groups: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        cut = _recent_cut(len(X))
-        yield np.arange(cut), np.arange(cut, len(X))
-
-    def get_n_splits(self, X: np.ndarray | None = None, y: np.ndarray | None = None,
-                     groups: np.ndarray | None = None) -> int:
-        return 1
+def _part(values: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    return None if values is None else np.asarray(values)[rows]
 
 
 def _weight_parameter(estimator: BaseEstimator) -> str:
@@ -147,16 +150,138 @@ def _weight_parameter(estimator: BaseEstimator) -> str:
     return "sample_weight"
 
 
-def _xgboost_eval(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> dict[str, Any]:
-    return {"eval_set": [(X, y)], "sample_weight_eval_set": [w], "verbose": False}
+def _weighted_log_loss(y: np.ndarray, proba: np.ndarray, weights: np.ndarray) -> float:
+    picked = np.clip(proba[np.arange(len(y)), y], 1e-15, 1.0)
+    return float(-(weights * np.log(picked)).sum() / weights.sum())
 
 
-def _lightgbm_eval(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> dict[str, Any]:
-    return {"eval_X": X, "eval_y": y, "eval_sample_weight": [w]}
+class _StoppingEstimator:
+    """Learns a count (rounds, epochs) or a calibration on (fit, stopping slice), then trains on all
+    rows with it. `final_` is the estimator that predicts."""
+
+    final_: Any = None
+
+    def fit_stopping(self, X: np.ndarray, y: np.ndarray, w: np.ndarray, X_stop: np.ndarray,
+                     y_stop: np.ndarray, w_stop: np.ndarray) -> int:
+        raise NotImplementedError
+
+    def fit_final(self, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return self.final_.predict_proba(X)
 
 
-def _sklearn_eval(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> dict[str, Any]:
-    return {"X_val": X, "y_val": y, "sample_weight_val": w}
+class _Booster(_StoppingEstimator):
+    """xgboost, lightgbm or sklearn's histogram booster: rounds chosen on the slice (weighted log
+    loss, EARLY_STOPPING_ROUNDS patience), then the same number of rounds on every row."""
+
+    def __init__(self, kind: str, estimator: BaseEstimator) -> None:
+        self.kind = kind
+        self.estimator = estimator
+        self.rounds_: int | None = None
+
+    def fit_stopping(self, X, y, w, X_stop, y_stop, w_stop) -> int:
+        model = clone(self.estimator)
+        if self.kind == "xgboost":
+            model.set_params(early_stopping_rounds=EARLY_STOPPING_ROUNDS)
+            model.fit(X, y, sample_weight=w, eval_set=[(X_stop, y_stop)], sample_weight_eval_set=[w_stop],
+                      verbose=False)
+            rounds = int(model.best_iteration) + 1
+        elif self.kind == "lightgbm":
+            model.set_params(early_stopping_round=EARLY_STOPPING_ROUNDS)
+            model.fit(X, y, sample_weight=w, eval_X=X_stop, eval_y=y_stop, eval_sample_weight=[w_stop])
+            rounds = int(model.best_iteration_) or int(model.n_estimators)
+        else:
+            model.set_params(early_stopping=True, n_iter_no_change=EARLY_STOPPING_ROUNDS)
+            model.fit(X, y, sample_weight=w, X_val=X_stop, y_val=y_stop, sample_weight_val=w_stop)
+            stopped = model.n_iter_ < model.max_iter
+            rounds = model.n_iter_ - EARLY_STOPPING_ROUNDS if stopped else model.n_iter_
+        self.rounds_ = max(1, rounds)
+        return self.rounds_
+
+    def fit_final(self, X, y, w) -> None:
+        model = clone(self.estimator)
+        size = {"xgboost": "n_estimators", "lightgbm": "n_estimators"}.get(self.kind, "max_iter")
+        model.set_params(**{size: self.rounds_})
+        self.final_ = model.fit(X, y, sample_weight=w)
+
+
+class _EpochNetwork(_StoppingEstimator):
+    """Median-impute, scale, then an MLP trained one epoch at a time (partial_fit keeps the Adam
+    state): epochs chosen on the slice's weighted log loss, then that many epochs on every row."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.epochs_: int | None = None
+
+    def _network(self) -> Pipeline:
+        return make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
+                             MLPClassifier(hidden_layer_sizes=(64, 32), alpha=1e-3, batch_size=512,
+                                           learning_rate_init=1e-3, random_state=self.seed))
+
+    @staticmethod
+    def _epoch(network: Pipeline, X: np.ndarray, y: np.ndarray, w: np.ndarray, classes: np.ndarray) -> None:
+        network[-1].partial_fit(network[:-1].transform(X), y, sample_weight=w, classes=classes)
+
+    def fit_stopping(self, X, y, w, X_stop, y_stop, w_stop) -> int:
+        network, classes = self._network(), np.unique(np.concatenate([y, y_stop]))
+        network[:-1].fit(X)
+        scaled_stop = network[:-1].transform(X_stop)
+        best, best_epoch = np.inf, 1
+        for epoch in range(1, MAX_EPOCHS + 1):
+            self._epoch(network, X, y, w, classes)
+            loss = _weighted_log_loss(np.searchsorted(network[-1].classes_, y_stop),
+                                      network[-1].predict_proba(scaled_stop), w_stop)
+            if loss < best - 1e-4:
+                best, best_epoch = loss, epoch
+            elif epoch - best_epoch >= EPOCH_PATIENCE:
+                break
+        self.epochs_ = best_epoch
+        return best_epoch
+
+    def fit_final(self, X, y, w) -> None:
+        network = self._network()
+        network[:-1].fit(X)
+        for _ in range(self.epochs_ or 1):
+            self._epoch(network, X, y, w, np.unique(y))
+        self.final_ = network
+
+
+class _CalibratedSVM(_StoppingEstimator):
+    """An RBF kernel approximated with 300 Nystroem components and a linear SVM (kernel SVC is
+    quadratic in the rows and would take hours), made probabilistic by a multinomial logistic map
+    of its decision values learnt on the slice from a model that never saw it. The final SVM is
+    refit on every row and keeps that map, as CalibratedClassifierCV(ensemble=False) does."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.calibration_: LogisticRegression | None = None
+
+    def _svm(self) -> Pipeline:
+        return make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
+                             Nystroem(kernel="rbf", n_components=300, random_state=self.seed),
+                             LinearSVC(C=0.01, dual=False, random_state=self.seed))
+
+    @staticmethod
+    def _decision(svm: Pipeline, X: np.ndarray) -> np.ndarray:
+        values = svm.decision_function(X)
+        return values[:, None] if values.ndim == 1 else values
+
+    def fit_stopping(self, X, y, w, X_stop, y_stop, w_stop) -> int:
+        svm = self._svm().fit(X, y, linearsvc__sample_weight=w)
+        self.calibration_ = LogisticRegression(C=1.0, max_iter=1000).fit(
+            self._decision(svm, X_stop), y_stop, sample_weight=w_stop)
+        return 1
+
+    def fit_final(self, X, y, w) -> None:
+        self.final_ = self._svm().fit(X, y, linearsvc__sample_weight=w)
+        if self.calibration_ is None or not np.array_equal(self.calibration_.classes_, np.unique(y)):
+            raise ValueError("svm: the calibration slice does not hold every training class; "
+                             "the training window is too short.")
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return self.calibration_.predict_proba(self._decision(self.final_, X))
 
 
 def _random_forest(seed: int) -> BaseEstimator:
@@ -174,17 +299,16 @@ def _extra_trees(seed: int) -> BaseEstimator:
 def _xgboost(seed: int) -> BaseEstimator:
     # No explicit objective: xgboost picks multi:softprob for 3 classes and binary:logistic for a
     # window with 2 (an explicit multi:softprob fails there).
-    return XGBClassifier(tree_method="hist", n_estimators=1000, learning_rate=0.05, max_depth=4,
-                         min_child_weight=20, subsample=0.8, colsample_bytree=0.8, reg_lambda=1.0,
-                         early_stopping_rounds=EARLY_STOPPING_ROUNDS, n_jobs=MAX_THREADS,
-                         random_state=seed)
+    return _Booster("xgboost", XGBClassifier(
+        tree_method="hist", n_estimators=1000, learning_rate=0.05, max_depth=4, min_child_weight=20,
+        subsample=0.8, colsample_bytree=0.8, reg_lambda=1.0, n_jobs=MAX_THREADS, random_state=seed))
 
 
 def _lightgbm(seed: int) -> BaseEstimator:
-    return LGBMClassifier(n_estimators=1000, learning_rate=0.05, num_leaves=31, min_child_samples=100,
-                          subsample=0.8, subsample_freq=1, colsample_bytree=0.8, reg_lambda=1.0,
-                          early_stopping_round=EARLY_STOPPING_ROUNDS, deterministic=True,
-                          force_row_wise=True, n_jobs=MAX_THREADS, random_state=seed, verbose=-1)
+    return _Booster("lightgbm", LGBMClassifier(
+        n_estimators=1000, learning_rate=0.05, num_leaves=31, min_child_samples=100, subsample=0.8,
+        subsample_freq=1, colsample_bytree=0.8, reg_lambda=1.0, deterministic=True, force_row_wise=True,
+        n_jobs=MAX_THREADS, random_state=seed, verbose=-1))
 
 
 class _HistGradientBoosting(HistGradientBoostingClassifier):
@@ -206,18 +330,13 @@ class _HistGradientBoosting(HistGradientBoostingClassifier):
 def _gradient_boosting(seed: int) -> BaseEstimator:
     # 63 bins, not 255: with sample weights sklearn computes every bin edge as a separate weighted
     # percentile, which at 255 bins costs more than the boosting itself.
-    return _HistGradientBoosting(max_iter=1000, learning_rate=0.05, max_leaf_nodes=31, max_bins=63,
-                                 min_samples_leaf=100, l2_regularization=1.0,
-                                 early_stopping=True, n_iter_no_change=EARLY_STOPPING_ROUNDS,
-                                 random_state=seed)
+    return _Booster("gradient_boosting", _HistGradientBoosting(
+        max_iter=1000, learning_rate=0.05, max_leaf_nodes=31, max_bins=63, min_samples_leaf=100,
+        l2_regularization=1.0, early_stopping=False, random_state=seed))
 
 
 def _neural_network(seed: int) -> BaseEstimator:
-    return make_pipeline(
-        SimpleImputer(strategy="median"), StandardScaler(),
-        MLPClassifier(hidden_layer_sizes=(64, 32), alpha=1e-3, batch_size=512, learning_rate_init=1e-3,
-                      max_iter=100, early_stopping=True, validation_fraction=0.15, n_iter_no_change=8,
-                      random_state=seed))
+    return _EpochNetwork(seed)
 
 
 def _logistic_regression(seed: int) -> BaseEstimator:
@@ -226,28 +345,21 @@ def _logistic_regression(seed: int) -> BaseEstimator:
 
 
 def _svm(seed: int) -> BaseEstimator:
-    # An RBF kernel approximated with 300 Nystroem components and a linear SVM: kernel SVC is
-    # quadratic in the rows and would take hours on the full set.
-    return make_pipeline(
-        SimpleImputer(strategy="median"), StandardScaler(),
-        Nystroem(kernel="rbf", n_components=300, random_state=seed),
-        CalibratedClassifierCV(LinearSVC(C=0.01, dual=False, random_state=seed), method="sigmoid",
-                               cv=_RecentSlice()))
+    return _CalibratedSVM(seed)
 
 
 @dataclass(frozen=True)
 class _Recipe:
     build: Callable[[int], BaseEstimator]
-    eval_args: EvalArgs | None = None
     explainable: bool = False
 
 
 _RECIPES: dict[str, _Recipe] = {
     "random_forest": _Recipe(_random_forest, explainable=True),
-    "xgboost": _Recipe(_xgboost, eval_args=_xgboost_eval, explainable=True),
-    "lightgbm": _Recipe(_lightgbm, eval_args=_lightgbm_eval, explainable=True),
+    "xgboost": _Recipe(_xgboost, explainable=True),
+    "lightgbm": _Recipe(_lightgbm, explainable=True),
     "extra_trees": _Recipe(_extra_trees, explainable=True),
-    "gradient_boosting": _Recipe(_gradient_boosting, eval_args=_sklearn_eval),
+    "gradient_boosting": _Recipe(_gradient_boosting),
     "neural_network": _Recipe(_neural_network),
     "logistic_regression": _Recipe(_logistic_regression),
     "svm": _Recipe(_svm),
@@ -259,24 +371,4 @@ def make_model(name: str, seed: int) -> ClassifierModel:
     if name not in _RECIPES:
         raise ValueError(f"Unknown model {name!r}; choose from {', '.join(_RECIPES)}.")
     recipe = _RECIPES[name]
-    return ClassifierModel(name, recipe.build(seed), eval_args=recipe.eval_args,
-                           explainable=recipe.explainable)
-
-
-def log_probabilities(proba: np.ndarray) -> np.ndarray:
-    """Log of stacked probabilities, floored so a confident 0 does not become -inf."""
-    return np.log(np.clip(proba, META_PROBABILITY_FLOOR, 1.0))
-
-
-def make_meta_learner(seed: int) -> ClassifierModel:
-    """Multinomial logistic regression on the base models' concatenated OOF probabilities.
-
-    Log-probabilities, not raw ones: a softmax over a weighted sum of log-probabilities is a
-    weighted geometric pooling of the base models, so one coefficient of 1 reproduces a base
-    model exactly and confident disagreements near 0 or 1 keep their weight, which raw
-    probabilities squash. Unweighted (not balanced), so the ensemble's probabilities estimate
-    the real class frequencies.
-    """
-    estimator = make_pipeline(FunctionTransformer(log_probabilities), StandardScaler(),
-                              LogisticRegression(C=0.5, max_iter=1000, random_state=seed))
-    return ClassifierModel("meta_learner", estimator, balanced=False)
+    return ClassifierModel(name, recipe.build(seed), explainable=recipe.explainable)

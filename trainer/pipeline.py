@@ -151,7 +151,8 @@ def execute(context: RunContext) -> None:
 LATER_PHASES = (
     ("dataset", "trainer.phases.training", "run_dataset_phase"),
     ("training", "trainer.phases.training", "run_base_models_phase"),
-    ("meta_learner", "trainer.phases.training", "run_meta_learner_phase"),
+    ("ensemble", "trainer.phases.training", "run_ensemble_phase"),
+    ("benchmarks", "trainer.phases.training", "run_benchmarks_phase"),
     ("evaluation", "trainer.phases.evaluation", "run_evaluation_phase"),
     ("shap", "trainer.phases.explain", "run_shap_phase"),
     ("promotion", "trainer.phases.decision", "run_promotion_phase"),

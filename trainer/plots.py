@@ -78,14 +78,14 @@ def _quantile_bins(values: np.ndarray, bins: int) -> np.ndarray:
     return np.clip(np.searchsorted(edges, values, side="right") - 1, 0, max(len(edges) - 2, 0))
 
 
-def equity_series(dates: np.ndarray, p_buy: np.ndarray, returns: np.ndarray) -> pd.DataFrame:
-    """Per entry date: mean realised return of that date's top-decile-by-P(BUY) samples (at least
+def equity_series(dates: np.ndarray, score: np.ndarray, returns: np.ndarray) -> pd.DataFrame:
+    """Per entry date: mean realised return of that date's top-decile-by-score samples (at least
     one) and of all that date's samples, plus their running sums.
 
     Running sums, not compounded wealth: trades entered on nearby dates overlap in time, so this
     is a comparison of signal quality, not the account balance of a tradable strategy.
     """
-    frame = pd.DataFrame({"date": pd.to_datetime(np.asarray(dates)), "p": np.asarray(p_buy, dtype=float),
+    frame = pd.DataFrame({"date": pd.to_datetime(np.asarray(dates)), "p": np.asarray(score, dtype=float),
                           "r": np.asarray(returns, dtype=float)})
     frame = frame.sort_values(["date", "p"], ascending=[True, False], kind="stable")
     rank = frame.groupby("date").cumcount()
@@ -98,9 +98,9 @@ def equity_series(dates: np.ndarray, p_buy: np.ndarray, returns: np.ndarray) -> 
     return series
 
 
-def equity_curve(dates: np.ndarray, p_buy: np.ndarray, returns: np.ndarray, path: Path) -> Path:
-    """Running sum of per-date mean returns: top-decile BUY signals vs all samples (see equity_series)."""
-    series = equity_series(dates, p_buy, returns)
+def equity_curve(dates: np.ndarray, score: np.ndarray, returns: np.ndarray, path: Path) -> Path:
+    """Running sum of per-date mean returns: top decile by the directional score vs all samples (see equity_series)."""
+    series = equity_series(dates, score, returns)
     figure = Figure(figsize=(10, 5), layout="constrained")
     ax = figure.subplots()
     ax.plot(series.index, series["cum_top_decile"], lw=2, label="top-decile P(BUY) signals of each date")

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from trainer import plots
-from trainer.gate import BASELINE, ENSEMBLE, latest_decision
+from trainer.gate import BASELINE, ENSEMBLE, RULE, VOL_ONLY, latest_decision
+from trainer.metrics import directional_score
 from trainer.shap_analysis import ALL_CLASSES, CLASS_NAMES, importance_stability
 
 REPORT_FILE = "report.html"
@@ -113,12 +114,13 @@ class _RunData:
 
 
 def _model_order(holdout: pd.DataFrame) -> list[str]:
-    """Ensemble first, base models by directional AUC (best first), the baseline last."""
-    bases = holdout[~holdout["model"].isin([ENSEMBLE, BASELINE])]
+    """Ensemble first, base models by directional AUC (best first), then the benchmarks and the baseline."""
+    trailing = [VOL_ONLY, RULE, BASELINE]
+    bases = holdout[~holdout["model"].isin([ENSEMBLE, *trailing])]
     ranked = bases.sort_values(["auc_directional", "model"], ascending=[False, True], na_position="last")
     present = set(holdout["model"])
-    return ([ENSEMBLE] if ENSEMBLE in present else []) + list(ranked["model"]) + (
-        [BASELINE] if BASELINE in present else [])
+    return ([ENSEMBLE] if ENSEMBLE in present else []) + list(ranked["model"]) + [
+        name for name in trailing if name in present]
 
 
 # ----------------------------------------------------------------------------- html helpers
@@ -313,25 +315,43 @@ def _models(data: _RunData, out_dir: Path) -> str:
         return _section("models", "Model metrics", _empty("No holdout metrics are stored for this run."))
     parts = [_p("Holdout metrics per model. The directional AUC (BUY vs SELL among samples that touched a "
                 "barrier) is the measure of direction skill; one-vs-rest AUC also rewards predicting "
-                "volatility and reaches about 0.6 on a pure random walk. 'baseline' always predicts the "
-                "training class shares: a model must beat it to be worth anything."),
+                "volatility and reaches about 0.6 on a pure random walk. Three trivial predictors are scored "
+                "the same way: 'benchmark_vol_only' (lightgbm on the volatility features alone: what "
+                "volatility can pass off as direction), 'benchmark_rule' (the best single raw feature, chosen "
+                "out of fold) and 'baseline' (always the training class shares). A model must beat them to be "
+                "worth anything. Probabilities are corrected to the training class frequencies."),
              _metric_table(_ordered(holdout, data.model_order), "model_performance", [("model", "Model")])]
     cv = performance[performance["scope"] == "cv"]
+    ensemble = data.fact("ensemble") or {}
     if not cv.empty:
+        folds = ", ".join(map(str, ensemble.get("voting_folds", [])))
         parts.append("<h3>Cross-validation (out-of-fold)</h3>"
+                     + _p(f"Out-of-fold predictions of the walk-forward folds whose training window is long "
+                          f"enough to vote (folds {folds or 'n/a'}): what the ensemble weights and the "
+                          "one-feature rule were chosen on.")
                      + _metric_table(_ordered(cv, data.model_order, "segment"), "model_performance",
                                      [("model", "Model"), ("segment", "Segment")]))
-    reliance = data.fact("meta_coefficients") or {}
-    parts.append("<h3>Meta-learner reliance on each base model</h3>" + (
-        _table(["Base model", "Mean |coefficient|"],
-               ([_td(m, "text"), _td(f"{float(v):.4f}")]
-                for m, v in sorted(reliance.items(), key=lambda item: -float(item[1]))))
-        if reliance else _empty("The meta-learner's coefficients were not recorded.")))
+    weights = ensemble.get("weights") or {}
+    members = ensemble.get("member_scores") or {}
+    parts.append("<h3>Ensemble weights</h3>" + (
+        _p(f"A weighted average of the base models' probabilities. The weights are non-negative, sum to one "
+           f"and were chosen by greedy ensemble selection (Caruana) on {ensemble.get('voting_rows', 0):,} "
+           f"out-of-fold rows (folds {', '.join(map(str, ensemble.get('voting_folds', [])))}) by "
+           f"{ensemble.get('metric', 'n/a')}: ensemble "
+           f"{format_value('ratio', ensemble.get('oof_score'))} out of fold.")
+        + _table(["Base model", "Weight", f"Out-of-fold {ensemble.get('metric', '')} alone"],
+                 ([_td(m, "text"), _td(f"{float(v):.2f}", model=m, field="weight"),
+                   _td(format_value("ratio", members.get(m)))]
+                  for m, v in sorted(weights.items(), key=lambda item: -float(item[1]))))
+        if weights else _empty("The ensemble weights were not recorded.")))
+    rule = data.fact("benchmark_rule")
+    if rule:
+        parts.append(_p(f"One-feature rule: {rule['text']}."))
     return _section("models", "Model metrics", *parts)
 
 
 def _plot_models(data: _RunData) -> list[str]:
-    return [m for m in data.model_order if m != BASELINE][: ROC_MODELS + 1]
+    return [m for m in data.model_order if m not in (BASELINE, VOL_ONLY, RULE)][: ROC_MODELS + 1]
 
 
 def _aligned(data: _RunData, models: list[str]) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
@@ -374,14 +394,14 @@ def _equity(data: _RunData, out_dir: Path) -> str:
     samples, _ = _aligned(data, [ENSEMBLE])
     if samples.empty:
         return _section("equity", "Top-decile BUY signals over the holdout", _empty(NO_PREDICTIONS))
-    args = (samples["entry_date"].to_numpy(), samples["p_buy"].to_numpy(),
-            samples["realised_return"].to_numpy())
+    score = directional_score(samples[["p_sell", "p_hold", "p_buy"]].to_numpy(dtype=float))
+    args = (samples["entry_date"].to_numpy(), score, samples["realised_return"].to_numpy())
     series = plots.equity_series(*args)
     path = plots.equity_curve(*args, out_dir / "equity.png")
     return _section(
         "equity", "Top-decile BUY signals over the holdout",
         _p("How it is built: for each entry date in the holdout, the samples of that date are ranked by the "
-           "ensemble's P(BUY); the mean realised return of the top tenth (at least one sample) is compared "
+           "ensemble's directional score P(BUY) / (P(BUY) + P(SELL)); the mean realised return of the top tenth (at least one sample) is compared "
            "with the mean of all that date's samples, and both are summed over dates. Trades last up to the "
            "label horizon and overlap, so the curves are running sums of per-date averages, not the "
            "compounded balance of an account that could actually trade them."),
@@ -395,8 +415,11 @@ def _regimes(data: _RunData, out_dir: Path) -> str:
     regimes = data.performance[data.performance["scope"] == "regime"]
     if regimes.empty:
         return _section("regimes", "Per regime", _empty("No per-regime metrics are stored for this run."))
-    minimum = data.config.get("gate", {}).get("min_regime_samples")
-    note = (f" The gate judges only regimes with at least {minimum} holdout samples." if minimum else "")
+    gate = data.config.get("gate", {})
+    touches, dates = gate.get("min_regime_directional"), gate.get("min_regime_dates")
+    note = (f" The gate judges only regimes with at least {touches} barrier-touching holdout samples on "
+            f"{dates} distinct dates, and fails one only when its interval lies wholly below 0.5."
+            if touches else "")
     return _section("regimes", "Per market regime (trend x volatility)",
                     _p("Holdout metrics split by the market regime on the entry date." + note),
                     _metric_table(_ordered(regimes, data.model_order, "segment"), "model_performance",
@@ -441,13 +464,13 @@ def _shap(data: _RunData, out_dir: Path) -> str:
 
 def _shap_attributions(data: _RunData, shap: pd.DataFrame, out_dir: Path) -> list[str]:
     explained = sorted(set(shap["model"]) - {ENSEMBLE})
-    reliance = {m: float(v) for m, v in (data.fact("meta_coefficients") or {}).items()}
-    covered = sum(reliance.get(m, 0.0) for m in explained) / sum(reliance.values()) if reliance else None
-    share = f" They carry {covered:.0%} of the meta-learner's reliance." if covered is not None else ""
+    weights = {m: float(v) for m, v in ((data.fact("ensemble") or {}).get("weights") or {}).items()}
+    covered = sum(weights.get(m, 0.0) for m in explained) / sum(weights.values()) if weights else None
+    share = f" They carry {covered:.0%} of the ensemble's weight." if covered is not None else ""
     parts = [_p(f"Tree models explained with TreeExplainer: {', '.join(explained) or 'none'}.{share}")]
     ensemble = shap[shap["model"] == ENSEMBLE]
     if ensemble.empty:
-        return parts + [_empty("No ensemble attribution is stored: the meta-learner uses no tree model.")]
+        return parts + [_empty("No ensemble attribution is stored: the ensemble gives no weight to a tree model.")]
     wide = ensemble.pivot_table(index="feature", columns="class_label", values="mean_abs_shap")
     top = wide.sort_values(ALL_CLASSES, ascending=False).head(SHAP_TOP)
     path = plots.shap_bar(top[ALL_CLASSES].rename("mean_abs_shap").reset_index(), out_dir / "shap.png",
@@ -457,7 +480,7 @@ def _shap_attributions(data: _RunData, shap: pd.DataFrame, out_dir: Path) -> lis
             for feature, row in top.iterrows())
     return parts + [
         _p("Ensemble attribution: each tree model's mean |SHAP| as shares of its total, weighted by the "
-           "meta-learner's reliance on that model (not permutation importance). 'all' is the mean over the "
+           "model's ensemble weight (not permutation importance). 'all' is the mean over the "
            "three classes."), _img(path, "SHAP bar chart"),
         _table(["Feature"] + [f"Share {c}" for c in columns], rows)]
 
@@ -473,7 +496,7 @@ def _headline(data: _RunData) -> str:
         return _p("The promotion gate has not decided on this run yet.")
     decision = recorded[0]
     return (f'<p class="headline {_verdict_css(decision.promoted)}">{_esc(decision.summary)} '
-            '<a href="#gate">Every criterion is at the end of the page.</a></p>')
+            f'{_esc(decision.explanation)} <a href="#gate">Every criterion is at the end of the page.</a></p>')
 
 
 def _gate(data: _RunData, out_dir: Path) -> str:
@@ -482,15 +505,21 @@ def _gate(data: _RunData, out_dir: Path) -> str:
         return _section("gate", "Promotion gate", _empty("The promotion gate has not decided on this run."))
     decision, decided_at, production_path = recorded
     rows = ([_td(c.name, "text"), _td(format_value("ratio", c.value), criterion=c.name, field="value"),
+             _td("" if c.low is None else f"[{format_value('ratio', c.low)}, {format_value('ratio', c.high)}]",
+                 criterion=c.name, field="interval"),
              _td(format_value("ratio", c.threshold), criterion=c.name, field="threshold"),
              _td("PASS" if c.passed else "FAIL", _verdict_css(c.passed), criterion=c.name, field="passed"),
              _td(c.message, "text")] for c in decision.criteria)
     outcome = "promoted" if decision.promoted else "rejected"
     where = f" Installed at {production_path}." if production_path else ""
     return _section("gate", "Promotion gate",
-                    _table(["Criterion", "Value", "Threshold", "Result", "What it means"], rows),
+                    _p("Every criterion is decided on a block-bootstrap interval over holdout dates (blocks at "
+                       "least the label horizon long); comparisons between two predictors are paired: both are "
+                       "scored on the same resamples and the interval is that of their difference."),
+                    _table(["Criterion", "Value", "Interval", "Threshold", "Result", "What it means"], rows),
                     f"<p{_attributes('verdict ' + _verdict_css(decision.promoted), decision=outcome)}>"
-                    f"{_esc(decision.summary)}</p>", _p(f"Decided at {decided_at}.{where}"))
+                    f"{_esc(decision.summary)}</p>", _p(decision.explanation),
+                    _p(f"Decided at {decided_at}.{where}"))
 
 
 SECTIONS: list[Callable[[_RunData, Path], str]] = [

@@ -33,7 +33,8 @@ def clear_training(connection: sqlite3.Connection, state: dict[str, Any], artifa
     if artifacts.exists():
         shutil.rmtree(artifacts)
     training = state["training"]
-    training.update(base_models_trained=[], in_progress=None, model_seconds={}, meta_learner_trained=False)
+    training.update(base_models_trained=[], in_progress=None, model_seconds={}, ensemble_trained=False,
+                    ensemble_weights={}, benchmarks_trained=False)
     state["evaluation"] = {"completed": False, "results": {}}
     state["shap"] = {"completed": False}
     state["promotion"] = {"decided": False, "decision": None}

@@ -69,18 +69,18 @@ def _as_rows_features_classes(values: Any, n_classes: int) -> np.ndarray:
 
 
 def ensemble_importance(per_model: Mapping[str, pd.DataFrame], reliance: Mapping[str, float]) -> pd.DataFrame:
-    """Ensemble attribution = base-model SHAP shares weighted by the meta-learner's reliance.
+    """Ensemble attribution = base-model SHAP shares weighted by the ensemble's weights.
 
-    This is the method (not permutation importance of the stacked model): each explained model's
+    This is the method (not permutation importance of the ensemble): each explained model's
     mean |SHAP| is normalised to shares summing to 1 per class label (forests and boosters speak
-    in different units), then averaged with weights = the meta-learner's mean |coefficient| on that
-    model, renormalised over the models that could be explained (tree models; the others have no
-    TreeExplainer). The result is a share of attribution per class label: it sums to 1.
+    in different units), then averaged with the model's ensemble weight (`reliance`), renormalised
+    over the models that could be explained (tree models; the others have no TreeExplainer). The
+    result is a share of attribution per class label: it sums to 1.
     """
     weights = {model: float(reliance.get(model, 0.0)) for model in per_model}
     total = sum(weights.values())
     if total <= 0:
-        raise ValueError(f"the meta-learner puts no weight on any explained model ({sorted(per_model)}); "
+        raise ValueError(f"the ensemble puts no weight on any explained model ({sorted(per_model)}); "
                          "an ensemble attribution would be meaningless")
     parts = []
     for model, frame in per_model.items():

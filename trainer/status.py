@@ -79,6 +79,14 @@ def _duration(seconds: float | None) -> str:
     return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
 
 
+def _ensemble_line(training: dict[str, Any]) -> str:
+    """'lightgbm 0.44, random_forest 0.32, ...' once the weights are chosen."""
+    if not training.get("ensemble_trained"):
+        return "not yet"
+    weights = sorted(training.get("ensemble_weights", {}).items(), key=lambda item: -item[1])
+    return "weights: " + ", ".join(f"{name} {weight:.2f}" for name, weight in weights)
+
+
 def render(state: dict[str, Any], summary: dict[str, Any]) -> None:
     backtest, training = state["backtest"], state["training"]
     activity = "running" if summary["running"] else "not running"
@@ -96,7 +104,8 @@ def render(state: dict[str, Any], summary: dict[str, Any]) -> None:
                     f"of {summary['symbols_total']}{in_progress}"),
         ("Samples", f"{summary['samples']:,}"),
         ("Base models", model_line),
-        ("Meta-learner", "trained" if training["meta_learner_trained"] else "not yet"),
+        ("Ensemble", _ensemble_line(training)),
+        ("Benchmarks", "trained" if training.get("benchmarks_trained") else "not yet"),
         ("Evaluation", "done" if state["evaluation"]["completed"] else "not yet"),
         ("SHAP", "done" if state.get("shap", {}).get("completed") else "not yet"),
         ("Promotion", state["promotion"].get("decision") or "not decided yet"),

@@ -24,6 +24,8 @@ def show_verdict(context: RunContext) -> None:
     console.print_table(title, ["Holdout", "Ensemble", "Class-prior baseline"], rows)
     if promotion.get("summary"):
         console.info(promotion["summary"])
+    if promotion.get("explanation"):
+        console.info(promotion["explanation"])
     report = context.state["report"].get("path")
     if report:
         console.info(f"Report: {report}")

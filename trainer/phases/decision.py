@@ -30,6 +30,7 @@ def run_promotion_phase(context: RunContext) -> None:
             manifest = {
                 "feature_names": split.get("kept_features", []),
                 "base_models": list(config.training.models),
+                "ensemble_weights": context.state["training"].get("ensemble_weights", {}),
                 "config": config.to_dict(),
                 "metrics": context.state["evaluation"]["results"],
                 "data_span": {"train": split.get("train"), "holdout": split.get("holdout")},
@@ -42,8 +43,10 @@ def run_promotion_phase(context: RunContext) -> None:
     for criterion in decision.criteria:
         mark = console.glyph("check") if criterion.passed else console.glyph("cross")
         (console.info if criterion.passed else console.warn)(f"{mark} {criterion.name}: {criterion.message}")
+    (console.info if decision.promoted else console.warn)(decision.explanation)
     verdict = "promoted" if decision.promoted else "rejected"
     log.info("gate: %s (%s)", verdict, decision.summary)
     context.state["promotion"] = {"decided": True, "decision": verdict, "summary": decision.summary,
+                                  "explanation": decision.explanation,
                                   "production_path": None if production_path is None else str(production_path)}
     context.advance("promotion")

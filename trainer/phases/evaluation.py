@@ -1,5 +1,6 @@
-"""Evaluation phase: holdout metrics of every base model, the ensemble and a class-prior
-baseline, overall, per market regime and per sector; the leakage alarm is raised here first."""
+"""Evaluation phase: holdout metrics of every base model, the ensemble, the two benchmarks and a
+class-prior baseline, overall, per market regime and per sector; the leakage alarm is raised here
+first."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from backend import store
 from trainer import console
 from trainer.metrics import class_prior_baseline, segment_metrics, suspicious_metrics
 from trainer.phases.training import (
-    META_LEARNER,
+    BENCHMARK_RULE,
+    BENCHMARK_VOL_ONLY,
+    ENSEMBLE,
     TrainingData,
     load_artifact,
     prepare_data,
@@ -21,15 +24,16 @@ from trainer.run_context import RunContext
 
 log = logging.getLogger(__name__)
 
-ENSEMBLE = "ensemble"
 BASELINE = "baseline"
+STORED_DURING_TRAINING = (BENCHMARK_VOL_ONLY, BENCHMARK_RULE)
 MIN_SEGMENT_SAMPLES = 30
 
 
 def holdout_probabilities(context: RunContext, data: TrainingData) -> dict[str, np.ndarray]:
-    """Holdout probabilities of every base model, the ensemble and the class-prior baseline."""
-    probabilities = {name: load_artifact(context, name)["holdout"] for name in context.config.training.models}
-    probabilities[ENSEMBLE] = load_artifact(context, META_LEARNER)["holdout"]
+    """Holdout probabilities of every base model, the ensemble, the benchmarks and the class-prior
+    baseline."""
+    names = [*context.config.training.models, ENSEMBLE, *STORED_DURING_TRAINING]
+    probabilities = {name: load_artifact(context, name)["holdout"] for name in names}
     train_labels = data.dataset.y[data.split.train_idx]
     probabilities[BASELINE] = class_prior_baseline(train_labels, len(data.split.holdout_idx))
     return probabilities

@@ -14,7 +14,7 @@ import time
 
 from backend import store
 from trainer import console
-from trainer.phases.training import META_LEARNER, load_artifact, prepare_data
+from trainer.phases.training import ENSEMBLE, load_artifact, prepare_data
 from trainer.run_context import RunContext
 from trainer.shap_analysis import (
     ensemble_importance,
@@ -50,10 +50,14 @@ def run_shap_phase(context: RunContext) -> None:
         per_model[name] = tree_shap_importance(estimator, data.features(rows), features,
                                                classes=tuple(artifact["model"].classes_))
         console.info(f"SHAP {name}: {len(rows):,} holdout rows in {time.monotonic() - started:.1f} s")
-    reliance = load_artifact(context, META_LEARNER)["reliance"]
+    weights = load_artifact(context, ENSEMBLE)["weights"]
     rows_out = [row for name, frame in per_model.items() for row in shap_rows(context.run_id, name, frame)]
-    if per_model:
-        rows_out += shap_rows(context.run_id, "ensemble", ensemble_importance(per_model, reliance))
+    explained_weight = sum(weights.get(name, 0.0) for name in per_model)
+    if per_model and explained_weight > 0:
+        rows_out += shap_rows(context.run_id, "ensemble", ensemble_importance(per_model, weights))
+    elif per_model:
+        console.info("No ensemble SHAP attribution: the ensemble gives no weight to a tree model "
+                     f"({', '.join(sorted(per_model))}), the only ones SHAP explains here.")
     stability = (importance_stability(fold_importances[STABILITY_MODEL])
                  if STABILITY_MODEL in fold_importances else float("nan"))
     with store.transaction(context.connection) as connection:
@@ -62,7 +66,7 @@ def run_shap_phase(context: RunContext) -> None:
     store.put_fact(context.connection, context.run_id, "fold_feature_importance", json.dumps(fold_importances))
     store.put_fact(context.connection, context.run_id, "shap_stability", json.dumps(
         {"model": STABILITY_MODEL, "spearman": None if math.isnan(stability) else stability,
-         "ensemble_method": "base-model SHAP shares weighted by the meta-learner's reliance"}))
+         "ensemble_method": "base-model SHAP shares weighted by the ensemble weights"}))
     context.state["shap"] = {"completed": True, "models": sorted(per_model),
                              "stability": None if math.isnan(stability) else round(stability, 4)}
     if not math.isnan(stability):

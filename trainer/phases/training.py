@@ -1,4 +1,4 @@
-"""Training phases: the eight base models one by one, then the stacked meta-learner.
+"""Training phases: the eight base models one by one, the weighted ensemble, then the benchmarks.
 
 Per base model: out-of-fold probabilities over the purged walk-forward folds, a refit on the
 whole training period, holdout probabilities, the artifact (joblib, written atomically under
@@ -21,15 +21,21 @@ import numpy as np
 
 from backend import store
 from trainer import console
+from trainer.benchmarks import VOLATILITY_FEATURES, choose_rule
 from trainer.crash_points import crash_point
 from trainer.dataset import Dataset, Split, load_dataset, make_split
+from trainer.ensemble_selection import select_ensemble
 from trainer.metrics import evaluate
-from trainer.models import ClassifierModel, make_meta_learner, make_model
+from trainer.models import ClassifierModel, make_model
 from trainer.run_context import RunContext
+from trainer.sample_weights import average_uniqueness
 
 log = logging.getLogger(__name__)
 
-META_LEARNER = "meta_learner"
+ENSEMBLE = "ensemble"
+BENCHMARK_VOL_ONLY = "benchmark_vol_only"
+BENCHMARK_RULE = "benchmark_rule"
+BENCHMARK_LEARNER = "lightgbm"  # the learner of the volatility-only benchmark
 
 
 @dataclass
@@ -42,8 +48,36 @@ class TrainingData:
         """Rows that are validation rows of some fold: where out-of-fold probabilities exist."""
         return np.unique(np.concatenate([val for _, val in self.split.folds]))
 
-    def features(self, rows: np.ndarray) -> np.ndarray:
-        return self.dataset.X[np.ix_(rows, self.split.kept_columns)]
+    def features(self, rows: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
+        return self.dataset.X[np.ix_(rows, self.split.kept_columns if columns is None else columns)]
+
+    def voting_folds(self, min_train_years: float) -> list[int]:
+        """Folds (0-based) whose training window spans at least min_train_years; the last fold always
+        votes, so there is something to choose on even with a short history."""
+        years = [_years(train) for train, _ in self.split.fold_periods]
+        chosen = [number for number, span in enumerate(years) if span >= min_train_years]
+        return chosen or [len(years) - 1]
+
+    def voting_rows(self, min_train_years: float) -> np.ndarray:
+        """The out-of-fold rows that choose the ensemble weights and the one-feature rule."""
+        folds = self.voting_folds(min_train_years)
+        return np.unique(np.concatenate([self.split.folds[number][1] for number in folds]))
+
+    def fit(self, name: str, seed: int, rows: np.ndarray, *, uniqueness: bool,
+            columns: np.ndarray | None = None) -> ClassifierModel:
+        """One model fitted on these rows (sorted by date), weighted by uniqueness when asked."""
+        dataset = self.dataset
+        weights = (average_uniqueness(dataset.symbols[rows], dataset.entry_dates[rows], dataset.exit_dates[rows])
+                   if uniqueness else None)
+        return make_model(name, seed).fit(self.features(rows, columns), dataset.y[rows],
+                                          entry_dates=dataset.entry_dates[rows],
+                                          exit_dates=dataset.exit_dates[rows], uniqueness=weights)
+
+
+def _years(period) -> float:
+    if period.start is None:
+        return 0.0
+    return float((np.datetime64(period.end) - np.datetime64(period.start)).astype(int)) / 365.25
 
 
 def prepare_data(context: RunContext) -> TrainingData:
@@ -97,37 +131,42 @@ def fold_importance(model: ClassifierModel, feature_names: list[str]) -> dict[st
     return {name: float(value) for name, value in zip(feature_names, estimator.feature_importances_, strict=True)}
 
 
-def train_base_model(context: RunContext, name: str, data: TrainingData) -> dict[str, Any]:
-    """OOF over the folds, refit on the training period, holdout probabilities."""
-    seed = context.config.seed
-    y = data.dataset.y
-    oof = np.full((len(y), 3), np.nan)
-    importances = []
+def train_base_model(context: RunContext, name: str, data: TrainingData, *,
+                     columns: np.ndarray | None = None, label: str | None = None) -> dict[str, Any]:
+    """OOF over the folds, refit on the training period, holdout probabilities (all prior-corrected).
+    columns: a subset of the dataset's columns (the volatility-only benchmark); label: console name."""
+    seed, uniqueness = context.config.seed, context.config.training.uniqueness_weights
+    names = data.split.kept_features if columns is None else [data.dataset.feature_names[c] for c in columns]
+    oof = np.full((len(data.dataset), 3), np.nan)
+    importances, stopped = [], []
     started = time.monotonic()
     folds = data.split.folds
     for number, (train_rows, val_rows) in enumerate(folds, start=1):
         fold_started = time.monotonic()
-        model = make_model(name, seed).fit(data.features(train_rows), y[train_rows])
-        oof[val_rows] = model.predict_proba(data.features(val_rows))
+        model = data.fit(name, seed, train_rows, uniqueness=uniqueness, columns=columns)
+        oof[val_rows] = model.predict_proba(data.features(val_rows, columns))
         crash_point("training.fold_fitted")
-        importances.append(fold_importance(model, data.split.kept_features))
-        console.info(f"  {name}: fold {number}/{len(folds)} in {time.monotonic() - fold_started:.1f} s")
-    refit = make_model(name, seed).fit(data.features(data.split.train_idx), y[data.split.train_idx])
-    holdout = refit.predict_proba(data.features(data.split.holdout_idx))
-    return {"model": refit, "oof": oof, "holdout": holdout,
+        importances.append(fold_importance(model, names))
+        stopped.append(model.stopped_at_)
+        console.info(f"  {label or name}: fold {number}/{len(folds)} in {time.monotonic() - fold_started:.1f} s")
+    refit = data.fit(name, seed, data.split.train_idx, uniqueness=uniqueness, columns=columns)
+    holdout = refit.predict_proba(data.features(data.split.holdout_idx, columns))
+    stopped.append(refit.stopped_at_)
+    return {"model": refit, "oof": oof, "holdout": holdout, "feature_names": names,
             "fold_importance": importances if all(i is not None for i in importances) else None,
-            "fit_seconds": round(time.monotonic() - started, 2)}
+            "stopped_at": stopped, "fit_seconds": round(time.monotonic() - started, 2)}
 
 
 def store_model_results(context: RunContext, name: str, data: TrainingData, holdout: np.ndarray,
                         oof: np.ndarray | None, fit_seconds: float | None) -> dict[str, Any]:
-    """Holdout (and out-of-fold) metrics plus holdout predictions of one model, in one transaction."""
+    """Holdout (and out-of-fold, over the voting folds) metrics plus holdout predictions of one
+    model, in one transaction."""
     dataset, rows = data.dataset, data.split.holdout_idx
     metrics = evaluate(dataset.y[rows], holdout, dataset.returns[rows])
     performance = [{"run_id": context.run_id, "model": name, "scope": "holdout", "segment": "all",
                     **metrics, "fit_seconds": fit_seconds}]
     if oof is not None:
-        oof_rows = data.oof_rows
+        oof_rows = data.voting_rows(context.config.training.ensemble_min_train_years)
         performance.append({"run_id": context.run_id, "model": name, "scope": "cv", "segment": "all",
                             **evaluate(dataset.y[oof_rows], oof[oof_rows], dataset.returns[oof_rows]),
                             "fit_seconds": None})
@@ -161,6 +200,7 @@ def run_base_models_phase(context: RunContext) -> None:
         save_artifact(artifact_path(context, name), result)
         metrics = store_model_results(context, name, data, result["holdout"], result["oof"],
                                       result["fit_seconds"])
+        log.info("training: %s stopped at %s (rounds/epochs per fold and refit)", name, result["stopped_at"])
         if name not in training["base_models_trained"]:
             training["base_models_trained"].append(name)
         training["model_seconds"][name] = result["fit_seconds"]
@@ -173,33 +213,78 @@ def run_base_models_phase(context: RunContext) -> None:
     context.advance("training")
 
 
-def run_meta_learner_phase(context: RunContext) -> None:
-    """Stack on out-of-fold probabilities only; predict the holdout from the refit base models."""
+def run_ensemble_phase(context: RunContext) -> None:
+    """Choose non-negative weights summing to one over the base models (Caruana selection with
+    replacement and best prefix) on the voting folds' out-of-fold predictions; the holdout
+    prediction is the same weighted average of the refit models' holdout probabilities."""
     data = prepare_data(context)
-    names = list(context.config.training.models)
+    training_config = context.config.training
+    names = list(training_config.models)
     artifacts = {name: load_artifact(context, name) for name in names}
-    rows = data.oof_rows
-    stacked_oof = np.hstack([artifacts[name]["oof"][rows] for name in names])
-    if np.isnan(stacked_oof).any():
+    rows = data.voting_rows(training_config.ensemble_min_train_years)
+    oof = {name: artifacts[name]["oof"][rows] for name in names}
+    if any(np.isnan(values).any() for values in oof.values()):
         raise RuntimeError("Out-of-fold probabilities are incomplete; retrain with "
                            "'python reset_checkpoint.py --phase training'.")
     training = context.state["training"]
-    training["in_progress"] = META_LEARNER
+    training["in_progress"] = ENSEMBLE
     context.checkpoint.save()
     started = time.monotonic()
-    meta = make_meta_learner(context.config.seed).fit(stacked_oof, data.dataset.y[rows])
-    stacked_holdout = np.hstack([artifacts[name]["holdout"] for name in names])
-    holdout = meta.predict_proba(stacked_holdout)
-    coefficients = meta.estimator[-1].coef_
-    reliance = {name: float(np.abs(coefficients[:, 3 * i:3 * i + 3]).mean()) for i, name in enumerate(names)}
-    save_artifact(artifact_path(context, META_LEARNER),
-                  {"model": meta, "holdout": holdout, "base_models": names, "reliance": reliance,
+    selection = select_ensemble(oof, data.dataset.y[rows], metric=training_config.ensemble_metric,
+                                size=training_config.ensemble_size)
+    holdout = selection.combine({name: artifacts[name]["holdout"] for name in names})
+    folds = [number + 1 for number in data.voting_folds(training_config.ensemble_min_train_years)]
+    summary = {"weights": selection.weights, "metric": selection.metric, "oof_score": selection.score,
+               "member_scores": selection.member_scores, "trajectory": selection.trajectory,
+               "voting_folds": folds, "voting_rows": int(rows.size)}
+    save_artifact(artifact_path(context, ENSEMBLE),
+                  {"selection": selection, "holdout": holdout, "base_models": names, **summary,
                    "feature_names": data.split.kept_features, "fit_seconds": round(time.monotonic() - started, 2)})
-    store.put_fact(context.connection, context.run_id, "meta_coefficients", json.dumps(reliance))
-    training["meta_learner_trained"] = True
+    store.put_fact(context.connection, context.run_id, "ensemble", json.dumps(summary))
+    training["ensemble_trained"] = True
+    training["ensemble_weights"] = {name: weight for name, weight in selection.weights.items() if weight > 0}
     training["in_progress"] = None
-    console.info(f"Meta-learner trained on {len(rows):,} out-of-fold rows of {len(names)} models.")
-    context.advance("meta_learner")
+    weights = ", ".join(f"{name} {weight:.2f}" for name, weight in
+                        sorted(training["ensemble_weights"].items(), key=lambda item: -item[1]))
+    pick = max if selection.metric == "auc_directional" else min
+    best = pick(selection.member_scores, key=selection.member_scores.__getitem__)
+    console.info(f"Ensemble chosen on {rows.size:,} out-of-fold rows (folds {', '.join(map(str, folds))}): "
+                 f"{weights}; OOF {selection.metric} {selection.score:.4f} (best member {best} "
+                 f"{selection.member_scores[best]:.4f}).")
+    context.advance("ensemble")
+
+
+def run_benchmarks_phase(context: RunContext) -> None:
+    """What a trivial model scores on the same split: the benchmark learner on the volatility
+    features alone (what barrier geometry and volatility can fake) and the best one-feature rule
+    chosen on the voting out-of-fold rows. Both are stored like models."""
+    data = prepare_data(context)
+    training = context.state["training"]
+    training["in_progress"] = "benchmarks"
+    context.checkpoint.save()
+    columns = np.array([position for position in data.split.kept_columns
+                        if data.dataset.feature_names[position] in VOLATILITY_FEATURES])
+    console.info(f"Benchmarks: {BENCHMARK_LEARNER} on {len(columns)} volatility features, and the best "
+                 "one-feature rule ...")
+    vol_only = train_base_model(context, BENCHMARK_LEARNER, data, columns=columns, label=BENCHMARK_VOL_ONLY)
+    save_artifact(artifact_path(context, BENCHMARK_VOL_ONLY), vol_only)
+    store_model_results(context, BENCHMARK_VOL_ONLY, data, vol_only["holdout"], vol_only["oof"],
+                        vol_only["fit_seconds"])
+    rows = data.voting_rows(context.config.training.ensemble_min_train_years)
+    dataset, train = data.dataset, data.split.train_idx
+    rule = choose_rule(data.features(rows), dataset.y[rows], data.split.kept_features,
+                       reference=data.features(train), y_reference=dataset.y[train])
+    column = data.split.kept_features.index(rule.feature)
+    oof = np.full((len(dataset), 3), np.nan)
+    oof[data.oof_rows] = rule.predict_proba(data.features(data.oof_rows)[:, column])
+    holdout = rule.predict_proba(data.features(data.split.holdout_idx)[:, column])
+    save_artifact(artifact_path(context, BENCHMARK_RULE), {"model": rule, "oof": oof, "holdout": holdout})
+    store_model_results(context, BENCHMARK_RULE, data, holdout, oof, None)
+    store.put_fact(context.connection, context.run_id, "benchmark_rule", json.dumps(rule.describe()))
+    training["benchmarks_trained"] = True
+    training["in_progress"] = None
+    console.info(f"  one-feature rule: {rule.describe()['text']}")
+    context.advance("benchmarks")
 
 
 def _fmt(value: float | None) -> str:
