@@ -403,8 +403,8 @@ def _equity(data: _RunData, out_dir: Path) -> str:
         _p("How it is built: for each entry date in the holdout, the samples of that date are ranked by the "
            "ensemble's directional score P(BUY) / (P(BUY) + P(SELL)); the mean realised return of the top "
            "tenth (at least one sample) is compared with the mean of all that date's samples, and both are "
-           "summed over dates. Trades last up to the label horizon and overlap, so the curves are running sums of per-date averages, not the "
-           "compounded balance of an account that could actually trade them."),
+           "summed over dates. Trades last up to the label horizon and overlap, so the curves are running "
+           "sums of per-date averages, not the compounded balance of an account that could trade them."),
         _p(f"Over {len(series)} entry dates: top-decile sum "
            f"{format_value('return', series['cum_top_decile'].iloc[-1])}, all-sample sum "
            f"{format_value('return', series['cum_all'].iloc[-1])}."),
