@@ -14,7 +14,7 @@ PROJECT_DIR = Path(__file__).resolve().parents[1]
 # A small, fast configuration for end-to-end runs: two quick models, fewer bootstrap reps.
 FAST_CONFIG = """
 [training]
-models = ["logistic_regression", "lightgbm"]
+models = {models}
 
 [gate]
 bootstrap_reps = 100
@@ -24,9 +24,9 @@ sample_rows = 300
 """
 
 
-def write_fast_config(folder: Path) -> Path:
+def write_fast_config(folder: Path, models: tuple[str, ...] = ("logistic_regression", "lightgbm")) -> Path:
     path = folder / "fast.toml"
-    path.write_text(FAST_CONFIG, encoding="utf-8")
+    path.write_text(FAST_CONFIG.replace("{models}", json.dumps(list(models))), encoding="utf-8")
     return path
 
 
@@ -86,7 +86,7 @@ def checkpoint_totals(state: dict) -> dict:
     return {"phase": state["current_phase"], "completed": sorted(backtest["completed_symbols"]),
             "samples": backtest["total_samples"], "failed": backtest["failed_symbols"],
             "models": state["training"]["base_models_trained"],
-            "meta": state["training"]["meta_learner_trained"]}
+            "ensemble": state["training"]["ensemble_trained"]}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -186,7 +186,7 @@ def test_fixed_file_is_retried_backtested_and_models_retrained_without_losing_sa
     assert {symbol: failure["attempts"] for symbol, failure in state["backtest"]["failed_symbols"].items()} == \
         {"EMPTY": 2, "JSONX": 2, "WRONG": 2}
     assert state["training"]["base_models_trained"] == before["training"]["base_models_trained"]
-    assert state["training"]["meta_learner_trained"] is True
+    assert state["training"]["ensemble_trained"] is True
     # Nothing saved for the other symbols changed, and the run keeps its market series.
     after = _saved_work(workdir, [*GOOD, WITH_BAD_ROWS])
     for table, rows in saved.items():

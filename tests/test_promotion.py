@@ -16,7 +16,7 @@ def _artifacts(root: Path, run_id: str) -> Path:
     (folder / "base").mkdir(parents=True)
     for name in ("lightgbm", "xgboost"):
         (folder / "base" / f"{name}.joblib").write_bytes(f"{run_id}-{name}".encode())
-    (folder / "meta_learner.joblib").write_bytes(f"{run_id}-meta".encode())
+    (folder / "ensemble.joblib").write_bytes(f"{run_id}-ensemble".encode())
     return folder
 
 
@@ -34,7 +34,7 @@ def test_promote_writes_artifacts_and_manifest(tmp_path):
     manifest = current_production(production)
     assert manifest["run_id"] == "run1" and manifest["features"] == ["ret_20", "vol_20"]
     assert manifest["data_span"]["last_date"] == "2024-12-31" and manifest["promoted_at"]
-    assert set(manifest["files"]) == {"base/lightgbm.joblib", "base/xgboost.joblib", "meta_learner.joblib"}
+    assert set(manifest["files"]) == {"base/lightgbm.joblib", "base/xgboost.joblib", "ensemble.joblib"}
     assert (production / "base" / "lightgbm.joblib").read_bytes() == b"run1-lightgbm"
     assert [p.name for p in (tmp_path / "models").iterdir()] == ["production"]  # no staging left
 
@@ -46,8 +46,8 @@ def test_promoting_twice_keeps_the_first_as_previous(tmp_path):
     assert current_production(production)["run_id"] == "run2"
     previous = tmp_path / "models" / "previous" / "run1"
     assert current_production(previous)["run_id"] == "run1"
-    assert (previous / "meta_learner.joblib").read_bytes() == b"run1-meta"
-    assert (production / "meta_learner.joblib").read_bytes() == b"run2-meta"
+    assert (previous / "ensemble.joblib").read_bytes() == b"run1-ensemble"
+    assert (production / "ensemble.joblib").read_bytes() == b"run2-ensemble"
     # the same run promoted again does not overwrite its earlier copy in previous/
     promote("run1", tmp_path / "checkpoints" / "run1", production, _manifest("run1"))
     promote("run3", _artifacts(tmp_path, "run3"), production, _manifest("run3"))

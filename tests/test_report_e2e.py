@@ -30,7 +30,8 @@ NO_DATA = ("No holdout metrics", "No ensemble holdout predictions", "No per-regi
 @pytest.fixture(scope="module")
 def demo_report(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("report")
-    config = write_fast_config(workdir)
+    # Two tree models, so the ensemble always has a SHAP attribution whatever its weights.
+    config = write_fast_config(workdir, ("random_forest", "lightgbm"))
     result = run_program("run_training.py", "--demo", "--max-symbols", "6", "--config", config,
                          "--workdir", workdir, "--no-open")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -76,7 +77,7 @@ def test_every_metric_cell_equals_the_database(demo_report):
     assert not tables["model_performance"].empty and not tables["sector_performance"].empty
     assert_metric_cells_equal(page, tables)
     models = set(tables["model_performance"]["model"])
-    assert {"logistic_regression", "lightgbm", "ensemble", "baseline"} <= models
+    assert {"random_forest", "lightgbm", "ensemble", "benchmark_vol_only", "benchmark_rule", "baseline"} <= models
 
 
 def test_the_gate_section_shows_the_stored_decision(demo_report):

@@ -82,7 +82,7 @@ def test_status_after_a_complete_run_shows_the_phase_and_the_models(finished):
     assert f"Run {state['run_id']} [DEMO DATA] - not running, phase: complete" in output
     assert "3 done, 0 failed, 0 skipped, 0 remaining of 3" in output
     assert "2/2 trained (logistic_regression, lightgbm)" in output
-    assert "Meta-learner" in output and "Report" in output and "finished" in output
+    assert "Ensemble" in output and "weights:" in output and "Report" in output and "finished" in output
 
     as_json = run_program("check_checkpoint.py", "--workdir", finished, "--json")
     summary = json.loads(as_json.stdout)["summary"]
@@ -223,7 +223,7 @@ def test_reset_phase_training_keeps_the_backtest_and_the_next_run_retrains_only(
     state = read_checkpoint(workdir)
     assert state["current_phase"] == "dataset"
     assert state["backtest"] == old["backtest"]
-    assert state["training"]["base_models_trained"] == [] and state["training"]["meta_learner_trained"] is False
+    assert state["training"]["base_models_trained"] == [] and state["training"]["ensemble_trained"] is False
     assert database_snapshot(workdir)["trades"] == trades_before
     assert count(workdir, "model_performance") == 0 and count(workdir, "model_predictions") == 0
     assert not (workdir / "checkpoints" / old["run_id"]).exists()
