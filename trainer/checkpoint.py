@@ -228,6 +228,17 @@ class CheckpointManager:
         atomic_write_text(self.path, text)
         self._previous_text = text
 
+    def archive(self, run_id: str) -> Path:
+        """Move the checkpoint and its backup to archive/<run_id>/ (a run this release cannot resume,
+        kept for the record); return that folder."""
+        target = self.folder / "archive" / run_id
+        target.mkdir(parents=True, exist_ok=True)
+        for candidate in (self.path, self.backup_path):
+            if candidate.exists():
+                os.replace(candidate, target / candidate.name)
+        self.state, self._previous_text = None, None
+        return target
+
     def delete(self) -> list[Path]:
         """Remove the checkpoint, its backup and stray temp files; return what was removed."""
         removed = []

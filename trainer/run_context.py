@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from backend.prices.factory import make_source
 from backend.universe import UniverseEntry, UniverseError, folder_universe, load_universe
 from trainer.checkpoint import PHASES, CheckpointManager, new_state, now_iso
 from trainer.cli import RunOptions
-from trainer.config import Config, ConfigError, describe_differences, load_config
+from trainer.config import LABEL_DESIGN, Config, ConfigError, describe_differences, load_config
 from trainer.paths import WorkPaths
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,9 @@ def open_run(options: RunOptions) -> RunContext:
     checkpoint = CheckpointManager(paths.checkpoints)
     outcome = checkpoint.load()
     notices: list[str] = []
+    if outcome.state is not None and outcome.state["config"].get("labels.design") != LABEL_DESIGN:
+        notices.append(_archive_earlier_release(checkpoint, outcome.state))
+        outcome = replace(outcome, state=None, problem=None, recovered_from=None)
     if outcome.state is not None and outcome.state["config_hash"] != config_hash:
         raise ConfigMismatch(_mismatch_message(outcome.state, identity, options.workdir))
     connection = store.connect(paths.database)
@@ -118,6 +121,16 @@ def open_run(options: RunOptions) -> RunContext:
     _register_run(context, config_hash)
     reconcile(context)
     return context
+
+
+def _archive_earlier_release(checkpoint: CheckpointManager, state: dict) -> str:
+    """A checkpoint of an earlier release (labels of another design) can never be resumed, and
+    resetting would delete its run: keep the run and start a new one beside it."""
+    folder = checkpoint.archive(state["run_id"])
+    return (f"The saved run {state['run_id']} was made by an earlier release of the trainer, whose labels "
+            f"are no longer used ({LABEL_DESIGN} now), so it cannot be resumed. It is kept: its data stays in "
+            f"the database, its report in reports/, any promoted model in models/, and its checkpoint in "
+            f"{folder}. A new run starts.")
 
 
 def _mismatch_message(state: dict, identity: dict, workdir: Path | None = None) -> str:
