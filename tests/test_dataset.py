@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from backend import store
-from trainer.dataset import Dataset, DatasetError, Split, load_dataset, make_split
+from trainer.dataset import Dataset, DatasetError, Split, load_dataset, make_split, purged_recent_slice
 
 HORIZON = 5  # label horizon in unique-date steps for the synthetic datasets
 
@@ -194,3 +194,17 @@ def test_embargo_counts_business_days_not_sample_dates_when_samples_are_strided(
     for train, val in result.folds:
         gap = int(np.busday_count(strided.entry_dates[train].max(), strided.entry_dates[val].min()))
         assert gap > 20
+
+
+def test_purged_recent_slice_never_fits_a_label_that_reaches_into_the_slice() -> None:
+    rng = np.random.default_rng(12)
+    entry = np.sort(np.datetime64("2015-01-01") + rng.integers(0, 2000, 5000))
+    exits = entry + rng.integers(1, 40, 5000)
+    fit, stop = purged_recent_slice(entry, exits, 0.15)
+    assert stop.size == pytest.approx(750, abs=10)  # the most recent 15% of rows (whole dates)
+    assert entry[stop].min() > entry[fit].max()
+    assert (exits[fit] < entry[stop].min()).all()  # no fitted label reaches into the slice
+    purged = np.setdiff1d(np.arange(5000), np.concatenate([fit, stop]))
+    assert purged.size > 0 and (exits[purged] >= entry[stop].min()).all()  # only those are left out
+    with pytest.raises(DatasetError, match="sorted"):
+        purged_recent_slice(entry[::-1], exits[::-1], 0.15)

@@ -27,7 +27,7 @@ class PromotionError(RuntimeError):
 
 
 def promote(run_id: str, artifacts_dir: Path, production_dir: Path, manifest: dict[str, Any]) -> Path:
-    """Install artifacts_dir (base models, meta-learner, ...) as production with a manifest.
+    """Install artifacts_dir (base models, ensemble, benchmarks) as production with a manifest.
 
     manifest carries what the caller knows (feature list, config, metrics, data span); run_id,
     the promotion time and a sha256 per copied file are added so a reader can verify the copy.
