@@ -2,7 +2,7 @@
 
 import sys
 
-from trainer.cli import reset_checkpoint_main
+from trainer.app.cli import reset_checkpoint_main
 
 if __name__ == "__main__":
     sys.exit(reset_checkpoint_main(sys.argv[1:]))

@@ -2,7 +2,7 @@
 
 import sys
 
-from trainer.cli import run_training_main
+from trainer.app.cli import run_training_main
 
 if __name__ == "__main__":
     sys.exit(run_training_main(sys.argv[1:]))

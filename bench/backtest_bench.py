@@ -76,8 +76,8 @@ def main(argv: list[str]) -> int:
     if not (args.prices_dir / REAL_UNIVERSE_NAME).exists():
         print(f"No price folder with {REAL_UNIVERSE_NAME} at {args.prices_dir}: nothing to benchmark.")
         return 0
-    from trainer.cli import parse_run_options
-    from trainer.logging_setup import setup_logging
+    from trainer.app.cli import parse_run_options
+    from trainer.app.logging_setup import setup_logging
     from trainer.paths import WorkPaths
     from trainer.pipeline import run_data_phases
     from trainer.run_context import open_run

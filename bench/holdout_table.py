@@ -23,7 +23,7 @@ if str(PROJECT_DIR) not in sys.path:
 import joblib  # noqa: E402
 import numpy as np  # noqa: E402
 
-from trainer.metrics import evaluate  # noqa: E402
+from trainer.ml.metrics import evaluate  # noqa: E402
 
 
 def _latest_run(connection: sqlite3.Connection) -> str:

@@ -23,7 +23,7 @@ from lightgbm import LGBMClassifier
 # Header spellings of the layouts the bench feeds in: AlphaVantage (real folder), yfinance (demo).
 DATE_COLUMNS = ("timestamp", "date")
 PRICE_COLUMNS = ("adjusted_close", "adj_close", "close")  # first present wins: adjusted before raw
-THREADS = 2  # as the product's models (trainer.models.MAX_THREADS)
+THREADS = 2  # as the product's models (trainer.ml.models.MAX_THREADS)
 ROUNDS = 200
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer import exit_codes
+from trainer.app import exit_codes
 
 BAT = Path(__file__).resolve().parents[1] / "run_training.bat"
 START = "<start>"

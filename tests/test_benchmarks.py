@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainer.benchmarks import VOLATILITY_FEATURES, choose_rule
-from trainer.metrics import directional_score, evaluate
+from trainer.ml.benchmarks import VOLATILITY_FEATURES, choose_rule
+from trainer.ml.metrics import directional_score, evaluate
 
 
 def _data(n: int = 4000, seed: int = 0):

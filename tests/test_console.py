@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from trainer import console
-from trainer.logging_setup import HANDLER_NAME, NOISY_LOGGERS, setup_logging
+from trainer.app.logging_setup import HANDLER_NAME, NOISY_LOGGERS, setup_logging
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 

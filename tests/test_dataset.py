@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from backend import store
-from trainer.dataset import Dataset, DatasetError, Split, load_dataset, make_split, purged_recent_slice
+from trainer.ml.dataset import Dataset, DatasetError, Split, load_dataset, make_split, purged_recent_slice
 
 HORIZON = 5  # label horizon in unique-date steps for the synthetic datasets
 

@@ -13,7 +13,7 @@ import sqlite3
 import pytest
 
 from tests.support import read_checkpoint, run_program
-from trainer.gate import GateDecision
+from trainer.promotion.gate import GateDecision
 
 pytestmark = pytest.mark.slow
 

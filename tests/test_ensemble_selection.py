@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainer.ensemble_selection import METRICS, EnsembleSelection, score, select_ensemble
-from trainer.metrics import evaluate
+from trainer.ml.ensemble_selection import METRICS, EnsembleSelection, score, select_ensemble
+from trainer.ml.metrics import evaluate
 
 BETTER = {"auc_directional": np.greater, "log_loss": np.less}
 

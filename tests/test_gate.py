@@ -12,7 +12,8 @@ import pytest
 
 from backend import store
 from trainer.config import GateConfig
-from trainer.gate import (
+from trainer.ml.metrics import evaluate
+from trainer.promotion.gate import (
     BASELINE,
     ENSEMBLE,
     RULE,
@@ -24,7 +25,6 @@ from trainer.gate import (
     latest_decision,
     record_decision,
 )
-from trainer.metrics import evaluate
 
 CONFIG = GateConfig(bootstrap_reps=300)
 HORIZON = 20

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from trainer.keep_awake import ES_CONTINUOUS, ES_SYSTEM_REQUIRED, keep_awake
+from trainer.app.keep_awake import ES_CONTINUOUS, ES_SYSTEM_REQUIRED, keep_awake
 
 # The documented Windows values; a typo here would silently stop holding the machine awake.
 AWAKE = 0x80000001
@@ -31,7 +31,7 @@ def test_flags_are_the_windows_constants() -> None:
 
 def test_holds_on_enter_and_releases_on_exit(caplog: pytest.LogCaptureFixture) -> None:
     kernel32 = FakeKernel32()
-    with caplog.at_level(logging.INFO, logger="trainer.keep_awake"):
+    with caplog.at_level(logging.INFO, logger="trainer.app.keep_awake"):
         with keep_awake(True, platform="win32", kernel32=kernel32) as held:
             assert held is True
             assert kernel32.calls == [AWAKE]
@@ -51,7 +51,7 @@ def test_releases_when_the_run_fails_or_is_interrupted(exception: BaseException)
 
 def test_allow_sleep_makes_no_call(caplog: pytest.LogCaptureFixture) -> None:
     kernel32 = FakeKernel32()
-    with caplog.at_level(logging.INFO, logger="trainer.keep_awake"):
+    with caplog.at_level(logging.INFO, logger="trainer.app.keep_awake"):
         with keep_awake(False, platform="win32", kernel32=kernel32) as held:
             assert held is False
     assert kernel32.calls == []
@@ -73,7 +73,7 @@ def test_runs_on_this_machine_without_injection() -> None:
 
 def test_failed_call_is_logged_and_not_undone(caplog: pytest.LogCaptureFixture) -> None:
     kernel32 = FakeKernel32(result=0)
-    with caplog.at_level(logging.WARNING, logger="trainer.keep_awake"):
+    with caplog.at_level(logging.WARNING, logger="trainer.app.keep_awake"):
         with keep_awake(True, platform="win32", kernel32=kernel32) as held:
             assert held is False
     assert kernel32.calls == [AWAKE]

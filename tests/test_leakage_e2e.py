@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests.support import run_program, write_fast_config
-from trainer.gate import GateDecision
+from trainer.promotion.gate import GateDecision
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score, log_loss, roc_auc_score
 
-from trainer.metrics import (
+from trainer.ml.metrics import (
     LEAKAGE_AUC,
     METRIC_KEYS,
     block_bootstrap_ci,
@@ -185,7 +185,7 @@ def test_segment_metrics_skip_small_and_unlabelled_segments() -> None:
 
 
 def test_bootstrap_blocks_span_the_horizon_in_trading_days_not_in_sample_dates():
-    from trainer.metrics import dates_spanning
+    from trainer.ml.metrics import dates_spanning
 
     daily = np.arange(np.datetime64("2024-01-01"), np.datetime64("2024-12-31"))
     daily = daily[np.is_busday(daily)]

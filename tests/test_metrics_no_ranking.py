@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainer.metrics import class_prior_baseline, evaluate, segment_metrics
+from trainer.ml.metrics import class_prior_baseline, evaluate, segment_metrics
 
 
 def test_the_class_prior_baseline_has_no_top_decile():

@@ -8,10 +8,10 @@ import joblib
 import numpy as np
 import pytest
 
-import trainer.models
+import trainer.ml.models
 from trainer.config import BASE_MODELS
-from trainer.metrics import evaluate, suspicious_metrics
-from trainer.models import (
+from trainer.ml.metrics import evaluate, suspicious_metrics
+from trainer.ml.models import (
     EARLY_STOPPING_SHARE,
     ClassifierModel,
     _StoppingEstimator,
@@ -27,7 +27,7 @@ def one_thread():
     """Fit with one thread: results do not depend on it (tested below), and on a busy shared
     machine OpenMP threads waiting for each other make tiny fits up to 30x slower."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(trainer.models, "MAX_THREADS", 1)
+        patch.setattr(trainer.ml.models, "MAX_THREADS", 1)
         yield
 
 
@@ -98,7 +98,7 @@ def test_a_class_missing_from_training_gets_zero_probability(name) -> None:
 def test_thread_count_does_not_change_results(monkeypatch, name) -> None:
     X, y = small_data(n=500)
     single = make_model(name, seed=2).fit(X[:400], y[:400]).predict_proba(X[400:])
-    monkeypatch.setattr(trainer.models, "MAX_THREADS", 2)
+    monkeypatch.setattr(trainer.ml.models, "MAX_THREADS", 2)
     np.testing.assert_array_equal(make_model(name, seed=2).fit(X[:400], y[:400]).predict_proba(X[400:]),
                                   single)
 

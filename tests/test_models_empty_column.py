@@ -12,14 +12,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import trainer.models
+import trainer.ml.models
 from trainer.config import BASE_MODELS
-from trainer.models import make_model
+from trainer.ml.models import make_model
 
 
 @pytest.fixture(autouse=True)
 def one_thread(monkeypatch):
-    monkeypatch.setattr(trainer.models, "MAX_THREADS", 1)
+    monkeypatch.setattr(trainer.ml.models, "MAX_THREADS", 1)
 
 
 @pytest.mark.filterwarnings("ignore:Skipping features without any observed values")  # imputer drops it

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from trainer import promotion
-from trainer.promotion import PromotionError, current_production, promote
+from trainer.promotion import production as promotion
+from trainer.promotion.production import PromotionError, current_production, promote
 
 
 def _artifacts(root: Path, run_id: str) -> Path:

@@ -26,7 +26,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from tests.support import run_program
-from trainer.gate import GateDecision
+from trainer.promotion.gate import GateDecision
 
 pytestmark = pytest.mark.slow
 

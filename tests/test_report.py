@@ -14,8 +14,8 @@ import pytest
 
 from backend import store
 from trainer.config import Config, GateConfig
-from trainer.gate import decide_from_db, record_decision
-from trainer.report import write_report
+from trainer.promotion.gate import decide_from_db, record_decision
+from trainer.reporting.report import write_report
 
 RUN = "run-demo-1"
 SECTIONS = ("summary", "symbols", "labels", "models", "roc", "calibration", "equity", "regimes", "sectors",

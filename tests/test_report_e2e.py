@@ -15,7 +15,7 @@ import pytest
 
 from tests.support import read_checkpoint, run_program, write_fast_config
 from tests.test_report import SECTIONS, TABLE_KEYS, _close, _parse, assert_metric_cells_equal
-from trainer.gate import latest_decision
+from trainer.promotion.gate import latest_decision
 
 pytestmark = pytest.mark.slow
 

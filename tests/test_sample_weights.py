@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from trainer.models import balanced_sample_weights
-from trainer.sample_weights import average_uniqueness, training_weights
+from trainer.ml.models import balanced_sample_weights
+from trainer.ml.sample_weights import average_uniqueness, training_weights
 
 MONDAY = np.datetime64("2024-01-01", "D")  # a Monday
 

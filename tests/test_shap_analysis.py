@@ -8,7 +8,7 @@ import pytest
 from lightgbm import LGBMClassifier
 from xgboost import XGBClassifier
 
-from trainer.shap_analysis import (
+from trainer.ml.shap_analysis import (
     ensemble_importance,
     importance_stability,
     sample_rows,

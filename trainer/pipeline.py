@@ -1,9 +1,9 @@
-"""One run from start (or resume) to verdict: phases in order, each checkpointed.
+"""One run from start (or resume) to its last phase: phases in order, each checkpointed.
 
-Ctrl+C and SIGTERM raise KeyboardInterrupt wherever the program is. That is safe because every
-unit of work is atomic: a symbol is one transaction, a model is one artifact written with
-os.replace, and the checkpoint is written atomically after each. Whatever was cut short is
-simply redone on the next run.
+This is the core the shell (trainer/app/run.py) drives: it knows phases, not exit codes, locks
+or keep-awake. A KeyboardInterrupt may arrive anywhere; that is safe because every unit of work
+is atomic: a symbol is one transaction, a model is one artifact written with os.replace, and the
+checkpoint is written atomically after each. Whatever was cut short is simply redone next run.
 """
 
 from __future__ import annotations
@@ -11,107 +11,19 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import os
-import shlex
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from backend import store
-from backend.store import StoreError
-from backend.universe import UniverseError
-from trainer import console, exit_codes
-from trainer.cli import RunOptions
-from trainer.config import ConfigError
-from trainer.keep_awake import keep_awake
-from trainer.logging_setup import setup_logging
-from trainer.paths import WorkPaths
+from trainer import console
 from trainer.phases import backtest, market, prices
-from trainer.reset import clear_training
-from trainer.run_context import ConfigMismatch, RunContext, open_run
-from trainer.run_lock import AlreadyRunning, RunLock
-from trainer.verdict import show_verdict
+from trainer.run_context import RunContext, clear_training
 
 log = logging.getLogger(__name__)
 
 
 class DataError(RuntimeError):
     """No usable data for the run; the message names the symbols or files and what to do."""
-
-
-def _raise_interrupt(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def install_stop_handlers() -> None:
-    """SIGTERM (and SIGBREAK on Windows, e.g. a closed console) behave like Ctrl+C."""
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    if hasattr(signal, "SIGBREAK"):
-        signal.signal(signal.SIGBREAK, _raise_interrupt)
-
-
-def resume_command() -> str:
-    """The command that resumes, quoted so that paths with spaces survive copy and paste."""
-    words = ["python", "run_training.py", *sys.argv[1:]]
-    return subprocess.list2cmdline(words) if os.name == "nt" else shlex.join(words)
-
-
-def run_pipeline(options: RunOptions) -> int:
-    paths = WorkPaths.at(options.workdir)
-    log_path = setup_logging(paths.logs)
-    install_stop_handlers()
-    log.info("=== run_training.py %s", " ".join(sys.argv[1:]))
-    try:
-        with RunLock(paths.checkpoints):
-            return _run_locked(options, log_path)
-    except AlreadyRunning as error:
-        console.error(str(error))
-        return exit_codes.ALREADY_RUNNING
-
-
-def _run_locked(options: RunOptions, log_path: Path) -> int:
-    try:
-        context = open_run(options)
-    except ConfigMismatch as error:
-        console.error(str(error))
-        return exit_codes.CONFIG_ERROR
-    except (ConfigError, UniverseError) as error:
-        log.error("configuration error: %s", error)
-        console.error(str(error))
-        return exit_codes.CONFIG_ERROR
-    except StoreError as error:
-        log.error("database error: %s", error)
-        console.error(str(error))
-        return exit_codes.DATA_ERROR
-    except KeyboardInterrupt:
-        console.warn("Stopped before any work started; nothing changed.")
-        return exit_codes.INTERRUPTED
-    try:
-        with keep_awake(not context.config.run.allow_sleep):
-            execute(context)
-    except KeyboardInterrupt:
-        log.warning("interrupted during phase %s", context.state["current_phase"])
-        context.checkpoint.save()
-        console.warn(f"Stopped. Progress is saved ({progress_line(context)}).")
-        console.info(f"Run the same command again to resume: {resume_command()}")
-        return exit_codes.INTERRUPTED
-    except DataError as error:
-        log.error("data error: %s", error)
-        console.error(str(error))
-        return exit_codes.DATA_ERROR
-    except Exception as error:
-        log.exception("unexpected error in phase %s", context.state["current_phase"])
-        console.error(f"Unexpected error in phase '{context.state['current_phase']}': "
-                      f"{type(error).__name__}: {error}")
-        console.info(f"The full traceback is in {log_path}. Progress up to the last finished symbol "
-                     "or model is saved; fix the cause and run again to resume.")
-        return exit_codes.UNEXPECTED_ERROR
-    finally:
-        context.connection.close()
-    return exit_codes.COMPLETE
 
 
 def progress_line(context: RunContext) -> str:
@@ -142,7 +54,6 @@ def execute(context: RunContext) -> None:
         store.put_fact(context.connection, context.run_id, "phase_seconds",
                        json.dumps(context.state["phase_seconds"]))
         log.info("phase %s: end (%.1f s)", phase, seconds)
-    show_verdict(context)
 
 
 # Each phase after the backtest and the function that runs it, imported only when the phase

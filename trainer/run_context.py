@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sqlite3
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from backend import store
 from backend.prices.base import PriceSource
 from backend.prices.factory import make_source
 from backend.universe import UniverseEntry, UniverseError, folder_universe, load_universe
 from trainer.checkpoint import PHASES, CheckpointManager, new_state, now_iso
-from trainer.cli import RunOptions
 from trainer.config import LABEL_DESIGN, Config, ConfigError, describe_differences, load_config
+from trainer.options import RunOptions
 from trainer.paths import WorkPaths
 
 log = logging.getLogger(__name__)
@@ -215,3 +217,29 @@ def reconcile(context: RunContext) -> None:
     context.checkpoint.save()
     for notice in context.notices:
         log.info(notice)
+
+
+TRAINING_PHASES_RESET_TO = "dataset"
+
+
+def clear_training(connection: sqlite3.Connection, state: dict[str, Any], artifacts: Path) -> None:
+    """Forget models and everything after them for the checkpoint's run; keep the backtest."""
+    run_id = state["run_id"]
+    with store.transaction(connection):
+        for table in store.TRAINING_TABLES:
+            if table != "model_promotion_history":  # decisions stay as history
+                connection.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+        connection.execute("DELETE FROM run_facts WHERE run_id = ? AND key NOT IN "
+                           "('proxy', 'failed_symbols', 'skipped_symbols')", (run_id,))
+    if artifacts.exists():
+        shutil.rmtree(artifacts)
+    training = state["training"]
+    training.update(base_models_trained=[], in_progress=None, model_seconds={}, ensemble_trained=False,
+                    ensemble_weights={}, benchmarks_trained=False)
+    state["evaluation"] = {"completed": False, "results": {}}
+    state["shap"] = {"completed": False}
+    state["promotion"] = {"decided": False, "decision": None}
+    state["report"] = {"path": None}
+    # Back to the dataset phase, never forward: a backtest that has not finished must finish first.
+    if PHASES.index(state["current_phase"]) > PHASES.index(TRAINING_PHASES_RESET_TO):
+        state["current_phase"] = TRAINING_PHASES_RESET_TO

@@ -11,8 +11,8 @@ import logging
 
 from backend.store import get_fact
 from trainer import console
-from trainer.gate import decide_from_db, record_decision
-from trainer.promotion import current_production, promote
+from trainer.promotion.gate import decide_from_db, record_decision
+from trainer.promotion.production import current_production, promote
 from trainer.run_context import RunContext
 
 log = logging.getLogger(__name__)

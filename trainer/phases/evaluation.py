@@ -10,7 +10,7 @@ import numpy as np
 
 from backend import store
 from trainer import console
-from trainer.metrics import class_prior_baseline, segment_metrics, suspicious_metrics
+from trainer.ml.metrics import class_prior_baseline, segment_metrics, suspicious_metrics
 from trainer.phases.training import (
     BENCHMARK_RULE,
     BENCHMARK_VOL_ONLY,

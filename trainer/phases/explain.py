@@ -14,15 +14,15 @@ import time
 
 from backend import store
 from trainer import console
-from trainer.phases.training import ENSEMBLE, load_artifact, prepare_data
-from trainer.run_context import RunContext
-from trainer.shap_analysis import (
+from trainer.ml.shap_analysis import (
     ensemble_importance,
     importance_stability,
     sample_rows,
     shap_rows,
     tree_shap_importance,
 )
+from trainer.phases.training import ENSEMBLE, load_artifact, prepare_data
+from trainer.run_context import RunContext
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import logging
 
 from backend import store
 from trainer.checkpoint import now_iso
-from trainer.report import write_report
+from trainer.reporting.report import write_report
 from trainer.run_context import RunContext
 
 log = logging.getLogger(__name__)

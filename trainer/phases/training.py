@@ -21,14 +21,14 @@ import numpy as np
 
 from backend import store
 from trainer import console
-from trainer.benchmarks import VOLATILITY_FEATURES, choose_rule
 from trainer.crash_points import crash_point
-from trainer.dataset import Dataset, Split, load_dataset, make_split
-from trainer.ensemble_selection import select_ensemble
-from trainer.metrics import evaluate
-from trainer.models import ClassifierModel, make_model
+from trainer.ml.benchmarks import VOLATILITY_FEATURES, choose_rule
+from trainer.ml.dataset import Dataset, Split, load_dataset, make_split
+from trainer.ml.ensemble_selection import select_ensemble
+from trainer.ml.metrics import evaluate
+from trainer.ml.models import ClassifierModel, make_model
+from trainer.ml.sample_weights import average_uniqueness
 from trainer.run_context import RunContext
-from trainer.sample_weights import average_uniqueness
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from trainer.metrics import BUY, HOLD, N_CLASSES, SELL, _weighted_auc
+from trainer.ml.metrics import BUY, HOLD, N_CLASSES, SELL, _weighted_auc
 
 # What the volatility-only benchmark sees: the stock's, its range's and the market's volatility.
 VOLATILITY_FEATURES = frozenset({

@@ -33,7 +33,7 @@ import pandas as pd
 
 from backend.store import transaction
 from trainer.config import GateConfig
-from trainer.metrics import (
+from trainer.ml.metrics import (
     BUY,
     SELL,
     _auc_directional,

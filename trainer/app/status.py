@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from trainer import console
+from trainer.app.run_lock import is_running
 from trainer.checkpoint import CheckpointError, CheckpointManager, read_checkpoint
 from trainer.paths import WorkPaths
-from trainer.run_lock import is_running
 
 
 def load_for_reading(manager: CheckpointManager, attempts: int = 5) -> dict[str, Any] | None:

@@ -34,8 +34,8 @@ from sklearn.svm import LinearSVC
 from threadpoolctl import threadpool_limits
 from xgboost import XGBClassifier
 
-from trainer.dataset import purged_recent_slice
-from trainer.sample_weights import training_weights
+from trainer.ml.dataset import purged_recent_slice
+from trainer.ml.sample_weights import training_weights
 
 # The reference machine has 2 cores. Tree models give identical results at any thread count;
 # BLAS-based ones (MLP, SVM) differ in the ~12th digit, so this stays fixed instead of following --jobs.

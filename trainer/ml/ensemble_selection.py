@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trainer.metrics import BUY, HOLD, N_CLASSES, SELL, _auc_directional, _log_loss
+from trainer.ml.metrics import BUY, HOLD, N_CLASSES, SELL, _auc_directional, _log_loss
 
 METRICS = ("auc_directional", "log_loss")
 _SCORERS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {
@@ -164,7 +164,7 @@ def _checked_labels(y: np.ndarray, n: int) -> np.ndarray:
 
 
 def _checked_sample_weight(sample_weight: np.ndarray | None, n: int) -> np.ndarray:
-    """A (1, n) weights matrix as trainer.metrics expects (ones when no sample weight is given)."""
+    """A (1, n) weights matrix as trainer.ml.metrics expects (ones when no sample weight is given)."""
     if sample_weight is None:
         return np.ones((1, n))
     weights = np.asarray(sample_weight, dtype=np.float64)

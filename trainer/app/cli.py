@@ -4,37 +4,10 @@ check_checkpoint.py answers in well under a second."""
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from pathlib import Path
 
 from trainer.config import SOURCES
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    workdir: Path | None
-    config_path: Path | None
-    source: str | None
-    prices_dir: Path | None
-    universe: Path | None
-    max_symbols: int | None
-    start: str | None
-    end: str | None
-    jobs: int | None
-    allow_sleep: bool
-    open_report: bool
-
-    def overrides(self) -> dict[str, object]:
-        """Command-line settings that override the config file, as dotted keys."""
-        pairs = {
-            "data.source": self.source,
-            "data.max_symbols": self.max_symbols,
-            "data.start": self.start,
-            "data.end": self.end,
-            "run.jobs": self.jobs,
-            "run.allow_sleep": True if self.allow_sleep else None,
-        }
-        return {key: value for key, value in pairs.items() if value is not None}
+from trainer.options import RunOptions
 
 
 def _positive_int(text: str) -> int:
@@ -80,7 +53,7 @@ def parse_run_options(argv: list[str]) -> RunOptions:
 
 def run_training_main(argv: list[str]) -> int:
     options = parse_run_options(argv)
-    from trainer.pipeline import run_pipeline
+    from trainer.app.run import run_pipeline
 
     return run_pipeline(options)
 
@@ -93,7 +66,7 @@ def check_checkpoint_main(argv: list[str]) -> int:
     parser.add_argument("--json", action="store_true", help="print the state as JSON for scripts")
     parser.add_argument("--interval", type=float, default=3.0, help="seconds between refreshes with --watch")
     args = parser.parse_args(argv)
-    from trainer.status import show_status
+    from trainer.app.status import show_status
 
     return show_status(args.workdir, watch=args.watch, as_json=args.json, interval=args.interval)
 
@@ -107,6 +80,6 @@ def reset_checkpoint_main(argv: list[str]) -> int:
                         help="'training': keep prices and backtest, reset models and everything after")
     parser.add_argument("--prices", action="store_true", help="also delete the shared price cache")
     args = parser.parse_args(argv)
-    from trainer.reset import reset
+    from trainer.app.reset import reset
 
     return reset(args.workdir, assume_yes=args.yes, phase=args.phase, include_prices=args.prices)

@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from trainer.metrics import BUY, SELL, TOP_SHARE, directional_score
+from trainer.ml.metrics import BUY, SELL, TOP_SHARE, directional_score
 
 CLASS_NAMES = ("SELL", "HOLD", "BUY")
 DPI = 110

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trainer import plots
-from trainer.gate import BASELINE, ENSEMBLE, RULE, VOL_ONLY, latest_decision
-from trainer.metrics import directional_score
-from trainer.shap_analysis import ALL_CLASSES, CLASS_NAMES, importance_stability
+from trainer.ml.metrics import directional_score
+from trainer.ml.shap_analysis import ALL_CLASSES, CLASS_NAMES, importance_stability
+from trainer.promotion.gate import BASELINE, ENSEMBLE, RULE, VOL_ONLY, latest_decision
+from trainer.reporting import plots
 
 REPORT_FILE = "report.html"
 ROC_MODELS = 3  # ensemble + this many best base models in the ROC and calibration figures

@@ -13,35 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from backend import store
-from trainer import console, exit_codes
-from trainer.checkpoint import PHASES, CheckpointManager
+from trainer import console
+from trainer.app import exit_codes
+from trainer.app.run_lock import is_running
+from trainer.checkpoint import CheckpointManager
 from trainer.paths import WorkPaths
-from trainer.run_lock import is_running
-
-TRAINING_PHASES_RESET_TO = "dataset"
-
-
-def clear_training(connection: sqlite3.Connection, state: dict[str, Any], artifacts: Path) -> None:
-    """Forget models and everything after them for the checkpoint's run; keep the backtest."""
-    run_id = state["run_id"]
-    with store.transaction(connection):
-        for table in store.TRAINING_TABLES:
-            if table != "model_promotion_history":  # decisions stay as history
-                connection.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
-        connection.execute("DELETE FROM run_facts WHERE run_id = ? AND key NOT IN "
-                           "('proxy', 'failed_symbols', 'skipped_symbols')", (run_id,))
-    if artifacts.exists():
-        shutil.rmtree(artifacts)
-    training = state["training"]
-    training.update(base_models_trained=[], in_progress=None, model_seconds={}, ensemble_trained=False,
-                    ensemble_weights={}, benchmarks_trained=False)
-    state["evaluation"] = {"completed": False, "results": {}}
-    state["shap"] = {"completed": False}
-    state["promotion"] = {"decided": False, "decision": None}
-    state["report"] = {"path": None}
-    # Back to the dataset phase, never forward: a backtest that has not finished must finish first.
-    if PHASES.index(state["current_phase"]) > PHASES.index(TRAINING_PHASES_RESET_TO):
-        state["current_phase"] = TRAINING_PHASES_RESET_TO
+from trainer.run_context import clear_training
 
 
 def _row_counts(connection: sqlite3.Connection, tables: tuple[str, ...]) -> dict[str, int]:

@@ -1,0 +1,107 @@
+"""The shell around one training run: the lock, the log, keep-awake, and what each way of ending
+means as an exit code and a message. The pipeline itself (trainer/pipeline.py) knows none of it.
+
+Ctrl+C and SIGTERM raise KeyboardInterrupt wherever the program is; the pipeline's units of work
+are atomic, so this only saves the checkpoint and says how to resume.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from backend.store import StoreError
+from backend.universe import UniverseError
+from trainer import console
+from trainer.app import exit_codes
+from trainer.app.keep_awake import keep_awake
+from trainer.app.logging_setup import setup_logging
+from trainer.app.run_lock import AlreadyRunning, RunLock
+from trainer.app.verdict import show_verdict
+from trainer.config import ConfigError
+from trainer.options import RunOptions
+from trainer.paths import WorkPaths
+from trainer.pipeline import DataError, execute, progress_line
+from trainer.run_context import ConfigMismatch, open_run
+
+log = logging.getLogger(__name__)
+
+
+def _raise_interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def install_stop_handlers() -> None:
+    """SIGTERM (and SIGBREAK on Windows, e.g. a closed console) behave like Ctrl+C."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    if hasattr(signal, "SIGBREAK"):
+        signal.signal(signal.SIGBREAK, _raise_interrupt)
+
+
+def resume_command() -> str:
+    """The command that resumes, quoted so that paths with spaces survive copy and paste."""
+    words = ["python", "run_training.py", *sys.argv[1:]]
+    return subprocess.list2cmdline(words) if os.name == "nt" else shlex.join(words)
+
+
+def run_pipeline(options: RunOptions) -> int:
+    paths = WorkPaths.at(options.workdir)
+    log_path = setup_logging(paths.logs)
+    install_stop_handlers()
+    log.info("=== run_training.py %s", " ".join(sys.argv[1:]))
+    try:
+        with RunLock(paths.checkpoints):
+            return _run_locked(options, log_path)
+    except AlreadyRunning as error:
+        console.error(str(error))
+        return exit_codes.ALREADY_RUNNING
+
+
+def _run_locked(options: RunOptions, log_path: Path) -> int:
+    try:
+        context = open_run(options)
+    except ConfigMismatch as error:
+        console.error(str(error))
+        return exit_codes.CONFIG_ERROR
+    except (ConfigError, UniverseError) as error:
+        log.error("configuration error: %s", error)
+        console.error(str(error))
+        return exit_codes.CONFIG_ERROR
+    except StoreError as error:
+        log.error("database error: %s", error)
+        console.error(str(error))
+        return exit_codes.DATA_ERROR
+    except KeyboardInterrupt:
+        console.warn("Stopped before any work started; nothing changed.")
+        return exit_codes.INTERRUPTED
+    try:
+        with keep_awake(not context.config.run.allow_sleep):
+            execute(context)
+        show_verdict(context)
+    except KeyboardInterrupt:
+        log.warning("interrupted during phase %s", context.state["current_phase"])
+        context.checkpoint.save()
+        console.warn(f"Stopped. Progress is saved ({progress_line(context)}).")
+        console.info(f"Run the same command again to resume: {resume_command()}")
+        return exit_codes.INTERRUPTED
+    except DataError as error:
+        log.error("data error: %s", error)
+        console.error(str(error))
+        return exit_codes.DATA_ERROR
+    except Exception as error:
+        log.exception("unexpected error in phase %s", context.state["current_phase"])
+        console.error(f"Unexpected error in phase '{context.state['current_phase']}': "
+                      f"{type(error).__name__}: {error}")
+        console.info(f"The full traceback is in {log_path}. Progress up to the last finished symbol "
+                     "or model is saved; fix the cause and run again to resume.")
+        return exit_codes.UNEXPECTED_ERROR
+    finally:
+        context.connection.close()
+    return exit_codes.COMPLETE
+
+

@@ -1,0 +1,37 @@
+"""What one invocation of run_training.py asks for, beside the config it overrides.
+
+The run context and the pipeline take these options; the command line (trainer/app/cli.py) only
+builds them, so the core never imports the shell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    workdir: Path | None
+    config_path: Path | None
+    source: str | None
+    prices_dir: Path | None
+    universe: Path | None
+    max_symbols: int | None
+    start: str | None
+    end: str | None
+    jobs: int | None
+    allow_sleep: bool
+    open_report: bool
+
+    def overrides(self) -> dict[str, object]:
+        """Command-line settings that override the config file, as dotted keys."""
+        pairs = {
+            "data.source": self.source,
+            "data.max_symbols": self.max_symbols,
+            "data.start": self.start,
+            "data.end": self.end,
+            "run.jobs": self.jobs,
+            "run.allow_sleep": True if self.allow_sleep else None,
+        }
+        return {key: value for key, value in pairs.items() if value is not None}

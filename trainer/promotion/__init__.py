@@ -1,0 +1,1 @@
+"""Deciding and installing: the promotion gate and the production model folder."""
