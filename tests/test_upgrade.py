@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 
 from backend import store
-from trainer.options import RunOptions
 from trainer.checkpoint import CHECKPOINT_VERSION, CheckpointManager, read_checkpoint
+from trainer.options import RunOptions
 from trainer.run_context import open_run
 
 # What the first release wrote at the end of a demo run (trimmed to the keys that matter).
