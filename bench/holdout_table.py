@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 from trainer.ml.metrics import evaluate  # noqa: E402
 
 
-def _latest_run(connection: sqlite3.Connection) -> str:
+def latest_run(connection: sqlite3.Connection) -> str:
     row = connection.execute("SELECT run_id FROM training_runs ORDER BY created_at DESC LIMIT 1").fetchone()
     if row is None:
         raise SystemExit("No run in this work directory's database.")
@@ -68,7 +68,8 @@ def print_facts(connection: sqlite3.Connection, run_id: str) -> None:
             print(f"{key}: {json.loads(facts[key])}")
 
 
-def print_gate(connection: sqlite3.Connection, run_id: str) -> None:
+def print_gate(connection: sqlite3.Connection, run_id: str, *, messages: bool = False) -> None:
+    """The run's latest gate decision: each criterion's value, interval and threshold (and message)."""
     row = connection.execute("SELECT criteria_json FROM model_promotion_history WHERE run_id = ? "
                              "ORDER BY id DESC LIMIT 1", (run_id,)).fetchone()
     if row is None:
@@ -81,6 +82,8 @@ def print_gate(connection: sqlite3.Connection, run_id: str) -> None:
         interval = f"[{_fmt(low)}, {_fmt(high)}]" if low is not None else ""
         print(f"  {'PASS' if criterion['passed'] else 'FAIL'} {criterion['name']:<34}{_fmt(criterion['value']):>9} "
               f"{interval:<20} threshold {_fmt(criterion['threshold'])}")
+        if messages:
+            print(f"       {criterion['message']}")
 
 
 def print_folds(connection: sqlite3.Connection, run_id: str, workdir: Path) -> None:
@@ -119,7 +122,7 @@ def main() -> int:
     parser.add_argument("--no-folds", action="store_true", help="skip the per-fold table (loads artifacts)")
     args = parser.parse_args()
     connection = sqlite3.connect(args.workdir / "data" / "trainer.db")
-    run_id = args.run or _latest_run(connection)
+    run_id = args.run or latest_run(connection)
     print(f"run {run_id}")
     print_models(connection, run_id)
     print_facts(connection, run_id)

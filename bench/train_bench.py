@@ -10,7 +10,6 @@ promotion gate's decision with every criterion. A speed-up that costs accuracy s
 from __future__ import annotations
 
 import argparse
-import json
 import sqlite3
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from common import (
     report_pipeline,
     run_pipeline,
 )
+from holdout_table import latest_run, print_gate
 
 # model_performance columns shown per model: (column, header, format).
 COLUMNS = (
@@ -68,23 +68,6 @@ def print_models(connection: sqlite3.Connection, base_models: Sequence[str]) -> 
         print(f"   {model:<20}" + "".join(f"{cell:>14}" for cell in cells))
 
 
-def print_gate(connection: sqlite3.Connection) -> None:
-    """The latest gate decision (model_promotion_history) with each criterion's value and threshold."""
-    row = connection.execute("SELECT decision, criteria_json FROM model_promotion_history "
-                             "ORDER BY id DESC LIMIT 1").fetchone()
-    if row is None:
-        print("\nNo gate decision was recorded.")
-        return
-    criteria = json.loads(row[1])
-    print(f"\n== Promotion gate ({row[0]}): {criteria['summary']} ==")
-    for criterion in criteria["criteria"]:
-        value = "n/a" if criterion["value"] is None else f"{criterion['value']:.4f}"
-        threshold = "n/a" if criterion["threshold"] is None else f"{criterion['threshold']:.4f}"
-        mark = "PASS" if criterion["passed"] else "FAIL"
-        print(f"   {mark}  {criterion['name']:<30} value {value:>9}  threshold {threshold:>9}")
-        print(f"         {criterion['message']}")
-
-
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if not (args.prices_dir / REAL_UNIVERSE_NAME).exists():
@@ -106,7 +89,7 @@ def main(argv: list[str]) -> int:
         report_pipeline(report, [run])
         with open_database(workdir) as connection:
             print_models(connection, run.base_models)
-            print_gate(connection)
+            print_gate(connection, latest_run(connection), messages=True)
     return 0
 
 

@@ -93,14 +93,19 @@ def test_dominated_noise_model_gets_no_weight(metric: str) -> None:
     assert result.trajectory == [result.member_scores["good"]]
 
 
+def complementary(y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Two models, each knowing one half of the rows and guessing on the other."""
+    half = np.arange(len(y)) < len(y) // 2
+    first = np.where(half[:, None], informative(y, 2.0, rng), noise(len(y), rng))
+    second = np.where(half[:, None], noise(len(y), rng), informative(y, 2.0, rng))
+    return first, second
+
+
 @pytest.mark.parametrize("metric", METRICS)
 def test_complementary_models_beat_both(metric: str) -> None:
     rng = np.random.default_rng(11)
     y = labels(600, rng)
-    half = np.arange(len(y)) < len(y) // 2
-    # Each model knows one half of the rows and guesses on the other.
-    first = np.where(half[:, None], informative(y, 2.0, rng), noise(len(y), rng))
-    second = np.where(half[:, None], noise(len(y), rng), informative(y, 2.0, rng))
+    first, second = complementary(y, rng)
     result = select_ensemble({"first": first, "second": second}, y, metric=metric)
     assert result.weights["first"] > 0 and result.weights["second"] > 0
     for member in result.member_scores.values():
@@ -112,9 +117,7 @@ def test_complementary_models_beat_both(metric: str) -> None:
 def test_best_prefix_cuts_a_worse_tail(metric: str) -> None:
     rng = np.random.default_rng(11)
     y = labels(600, rng)
-    half = np.arange(len(y)) < len(y) // 2
-    first = np.where(half[:, None], informative(y, 2.0, rng), noise(len(y), rng))
-    second = np.where(half[:, None], noise(len(y), rng), informative(y, 2.0, rng))
+    first, second = complementary(y, rng)
     even = score(y, (first + second) / 2, metric)
     # Precondition: a third pick (2/3 - 1/3 either way) is worse than the even mix, so the greedy
     # trajectory of size 3 ends worse than its second step and the best prefix drops that step.
