@@ -259,9 +259,11 @@ class _CalibratedSVM(_StoppingEstimator):
         self.calibration_: LogisticRegression | None = None
 
     def _svm(self) -> Pipeline:
+        # tol 1e-2 instead of liblinear's 1e-4: on the demo's training period one fit took 6.7 s
+        # instead of 12.1 s with the holdout directional AUC of its decision values 0.6050 vs 0.6051.
         return make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
                              Nystroem(kernel="rbf", n_components=300, random_state=self.seed),
-                             LinearSVC(C=0.01, dual=False, random_state=self.seed))
+                             LinearSVC(C=0.01, dual=False, tol=1e-2, random_state=self.seed))
 
     @staticmethod
     def _decision(svm: Pipeline, X: np.ndarray) -> np.ndarray:
