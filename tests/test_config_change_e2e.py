@@ -1,9 +1,11 @@
-"""A run with other settings than the saved progress must stop before touching anything: exit 2,
-every changed setting named with its old and new value, and both ways out. The checkpoint, its
-backup, the model files and the database stay byte-for-byte the same, and the saved run still
-resumes with its old settings."""
+"""An UNFINISHED run with other settings than the saved progress must stop before touching
+anything: exit 2, every changed setting named with its old and new value, and both ways out; the
+checkpoint, its backup, the model files and the database stay byte-for-byte the same. A FINISHED
+run never blocks the next one: new settings start a new run beside it, and its results are kept."""
 
 from __future__ import annotations
+
+import sqlite3
 
 import pytest
 
@@ -78,22 +80,38 @@ def test_changed_settings_after_an_interruption_stop_with_exit_2_and_touch_nothi
     assert file_digests(workdir) == before
 
 
-def test_changed_settings_after_a_complete_run_touch_nothing_and_old_settings_still_work(tmp_path_factory,
-                                                                                          tmp_path):
+def _rows_of(workdir, run_id: str) -> dict[str, int]:
+    connection = sqlite3.connect(workdir / "data" / "trainer.db")
+    try:
+        return {table: connection.execute(f"SELECT COUNT(*) FROM {table} WHERE run_id = ?", (run_id,)).fetchone()[0]
+                for table in ("trades", "feature_store", "model_predictions", "model_promotion_history")}
+    finally:
+        connection.close()
+
+
+def test_a_finished_run_never_blocks_new_settings_and_its_results_are_kept(tmp_path_factory, tmp_path):
     workdir = copy_workdir(shared_demo_run(tmp_path_factory, SYMBOLS), tmp_path / "work")
-    before = file_digests(workdir)
-    config = write_fast_config(tmp_path)
+    old = read_checkpoint(workdir)
+    kept = _rows_of(workdir, old["run_id"])
+    assert kept["trades"] and kept["model_predictions"]
 
-    refused = run_program("run_training.py", *demo_args(workdir, horizon_config(tmp_path, 10), SYMBOLS + 1),
-                          env=wide_env())
-    assert_refused(refused, workdir, ["labels.horizon: 20 -> 10", "data.max_symbols: 3 -> 4"])
-    assert file_digests(workdir) == before
+    new = run_program("run_training.py", *demo_args(workdir, horizon_config(tmp_path, 10), SYMBOLS + 1),
+                      env=wide_env())
+    assert new.returncode == 0, new.stdout + new.stderr
+    output = flat(new)
+    assert f"The last run ({old['run_id']}) is finished and had other settings" in output
+    assert "labels.horizon: 20 -> 10" in output and "Starting a run with these settings." in output
+    state = read_checkpoint(workdir)
+    assert state["run_id"] != old["run_id"] and state["current_phase"] == "complete"
+    assert (workdir / "checkpoints" / "archive" / old["run_id"] / "training_checkpoint.json").is_file()
+    assert _rows_of(workdir, old["run_id"]) == kept
 
-    # Way out 2: the old settings resume the saved run (here: it is complete, nothing is redone).
-    # --jobs does not change results, so it is not part of the identity and may differ.
-    resumed = run_program("run_training.py", *demo_args(workdir, config, SYMBOLS, "--jobs", "2"), env=wide_env())
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert "Resuming run" in resumed.stdout and "Backtest" not in resumed.stdout
-    assert "different settings" not in flat(resumed)
-    assert read_checkpoint(workdir)["current_phase"] == "complete"
-
+    # The old settings again: the database still holds that run, so its backtest is reused (only the
+    # models are retrained). --jobs does not change results, so it is not part of the identity.
+    again = run_program("run_training.py", *demo_args(workdir, write_fast_config(tmp_path), SYMBOLS, "--jobs", "2"),
+                        env=wide_env())
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"The database holds run {old['run_id']} with these settings; rebuilt progress" in flat(again)
+    assert "different settings" not in flat(again) and "Backtest" not in again.stdout
+    assert read_checkpoint(workdir)["run_id"] == old["run_id"]
+    assert _rows_of(workdir, old["run_id"])["trades"] == kept["trades"]

@@ -107,9 +107,14 @@ def open_run(options: RunOptions) -> RunContext:
     checkpoint = CheckpointManager(paths.checkpoints)
     outcome = checkpoint.load()
     notices: list[str] = []
+    archived = False
     if outcome.state is not None and outcome.state["config"].get("labels.design") != LABEL_DESIGN:
         notices.append(_archive_earlier_release(checkpoint, outcome.state))
-        outcome = replace(outcome, state=None, problem=None, recovered_from=None)
+        outcome, archived = replace(outcome, state=None, problem=None, recovered_from=None), True
+    if (outcome.state is not None and outcome.state["config_hash"] != config_hash
+            and outcome.state["current_phase"] == "complete"):
+        notices.append(_archive_finished(checkpoint, outcome.state, identity))
+        outcome, archived = replace(outcome, state=None, problem=None, recovered_from=None), True
     if outcome.state is not None and outcome.state["config_hash"] != config_hash:
         raise ConfigMismatch(_mismatch_message(outcome.state, identity, options.workdir))
     connection = store.connect(paths.database)
@@ -119,7 +124,7 @@ def open_run(options: RunOptions) -> RunContext:
         notices.append(f"The checkpoint was unusable ({outcome.problem}); recovered it from "
                        f"{checkpoint.backup_path.name}.")
     if outcome.state is None:
-        _start_or_rebuild(context, config_hash, identity, outcome.problem)
+        _start_or_rebuild(context, config_hash, identity, outcome.problem, archived=archived)
     _register_run(context, config_hash)
     reconcile(context)
     return context
@@ -133,6 +138,15 @@ def _archive_earlier_release(checkpoint: CheckpointManager, state: dict) -> str:
             f"are no longer used ({LABEL_DESIGN} now), so it cannot be resumed. It is kept: its data stays in "
             f"the database, its report in reports/, any promoted model in models/, and its checkpoint in "
             f"{folder}. A new run starts.")
+
+
+def _archive_finished(checkpoint: CheckpointManager, state: dict, identity: dict) -> str:
+    """A finished run never blocks the next one: with other settings, a new run starts beside it."""
+    changes = describe_differences(state.get("config", {}), identity)
+    folder = checkpoint.archive(state["run_id"])
+    return (f"The last run ({state['run_id']}) is finished and had other settings ("
+            + "; ".join(changes) + "). It is kept: its results stay in the database and its report in "
+            f"reports/; its checkpoint is in {folder}. Starting a run with these settings.")
 
 
 def _mismatch_message(state: dict, identity: dict, workdir: Path | None = None) -> str:
@@ -149,7 +163,8 @@ def _mismatch_message(state: dict, identity: dict, workdir: Path | None = None) 
     return "\n".join(lines)
 
 
-def _start_or_rebuild(context: RunContext, config_hash: str, identity: dict, problem: str | None) -> None:
+def _start_or_rebuild(context: RunContext, config_hash: str, identity: dict, problem: str | None, *,
+                      archived: bool = False) -> None:
     """No usable checkpoint: rebuild from the database if it holds this config's run, else start."""
     row = context.connection.execute(
         "SELECT run_id, is_demo FROM training_runs WHERE config_hash = ? ORDER BY created_at DESC LIMIT 1",
@@ -164,6 +179,7 @@ def _start_or_rebuild(context: RunContext, config_hash: str, identity: dict, pro
         context.checkpoint.start(state)
         context.resumed = True
         found = (f"The checkpoint and its backup were unusable ({problem})" if problem is not None else
+                 f"The database holds run {row[0]} with these settings" if archived else
                  f"There was no checkpoint in {context.checkpoint.folder}, but the database holds run "
                  f"{row[0]} with these settings")
         context.notices.append(f"{found}; rebuilt progress from the database (run {row[0]}). Finished "
