@@ -103,7 +103,7 @@ def equity_curve(dates: np.ndarray, score: np.ndarray, returns: np.ndarray, path
     series = equity_series(dates, score, returns)
     figure = Figure(figsize=(10, 5), layout="constrained")
     ax = figure.subplots()
-    ax.plot(series.index, series["cum_top_decile"], lw=2, label="top-decile P(BUY) signals of each date")
+    ax.plot(series.index, series["cum_top_decile"], lw=2, label="top tenth of each date by directional score")
     ax.plot(series.index, series["cum_all"], lw=1.5, color="grey", label="all samples of each date")
     ax.axhline(0, color="black", lw=0.6)
     ax.set(title="Holdout: running sum of per-entry-date mean realised returns",

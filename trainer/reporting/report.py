@@ -393,13 +393,13 @@ def _calibration(data: _RunData, out_dir: Path) -> str:
 def _equity(data: _RunData, out_dir: Path) -> str:
     samples, _ = _aligned(data, [ENSEMBLE])
     if samples.empty:
-        return _section("equity", "Top-decile BUY signals over the holdout", _empty(NO_PREDICTIONS))
+        return _section("equity", "Top tenth by directional score over the holdout", _empty(NO_PREDICTIONS))
     score = directional_score(samples[["p_sell", "p_hold", "p_buy"]].to_numpy(dtype=float))
     args = (samples["entry_date"].to_numpy(), score, samples["realised_return"].to_numpy())
     series = plots.equity_series(*args)
     path = plots.equity_curve(*args, out_dir / "equity.png")
     return _section(
-        "equity", "Top-decile BUY signals over the holdout",
+        "equity", "Top tenth by directional score over the holdout",
         _p("How it is built: for each entry date in the holdout, the samples of that date are ranked by the "
            "ensemble's directional score P(BUY) / (P(BUY) + P(SELL)); the mean realised return of the top "
            "tenth (at least one sample) is compared with the mean of all that date's samples, and both are "
