@@ -284,3 +284,17 @@ def test_factory_builds_yfinance_and_demo_and_rejects_unknown_names(monkeypatch)
 
     with pytest.raises(ValueError, match="unknown price source 'stooq': use one of yfinance, csv, demo"):
         make_source("stooq", prices_dir=None, max_daily_move=MAX_MOVE, demo_seed=7)
+
+
+def test_a_zip_renamed_to_csv_fails_only_its_own_symbol(tmp_path):
+    """A first line with a bare carriage return made the csv module raise while the folder was
+    listed, which ended the whole run; now it is a symbol whose fetch says what is wrong."""
+    write(tmp_path, "AAPL.csv", YFINANCE_LAYOUT)
+    write(tmp_path, "MSFT.csv", b"PK\x03\x04\r\x00junk\n")
+    write(tmp_path, "IBM.csv", bytes(range(256)) * 4)
+    source = CsvFolderSource(tmp_path, MAX_MOVE)
+    assert source.list_symbols() == ["AAPL", "IBM", "MSFT"]
+    results = {result.symbol: result for result in source.fetch(["AAPL", "IBM", "MSFT"], None, None)}
+    assert results["AAPL"].error is None
+    assert "MSFT.csv is not a price table" in results["MSFT"].error
+    assert "IBM.csv is not a text file" in results["IBM"].error

@@ -120,7 +120,10 @@ def _other_table(path: Path) -> str | None:
         return None
     if first.startswith(("<", "{", "[")):
         return None
-    cells = next(csv.reader([first]), [])
+    try:
+        cells = next(csv.reader([first]), [])
+    except csv.Error:  # binary junk (a zip or xlsx renamed to .csv): a broken file, not a table
+        return None
     if len(cells) < 2 or any(standard_name(cell) in REQUIRED_COLUMNS for cell in cells):
         return None
     return ", ".join(cells)
