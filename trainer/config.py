@@ -168,6 +168,11 @@ def _short(symbols: list[str]) -> str:
     return ", ".join(symbols[:8]) + (f" and {len(symbols) - 8} more" if len(symbols) > 8 else "")
 
 
+# Command-line options that set a config key: errors about such a key name the option.
+OPTION_NAMES = {"data.source": "--source", "data.max_symbols": "--max-symbols", "data.start": "--start",
+                "data.end": "--end", "run.jobs": "--jobs", "run.allow_sleep": "--allow-sleep"}
+
+
 def _section_from(cls: type, values: dict[str, Any], section: str, source: str) -> Any:
     known = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
@@ -175,11 +180,39 @@ def _section_from(cls: type, values: dict[str, Any], section: str, source: str) 
         if key not in known:
             raise ConfigError(f"{source}: unknown setting '{section}.{key}'. "
                               f"Known settings in [{section}]: {', '.join(sorted(known))}.")
-        default = getattr(cls(), key)
-        if isinstance(default, tuple):
-            value = tuple(value)
-        kwargs[key] = value
+        kwargs[key] = _typed(f"{section}.{key}", value, getattr(cls(), key), str(known[key].type), source)
     return cls(**kwargs)
+
+
+def _typed(name: str, value: Any, default: Any, annotation: str, source: str) -> Any:
+    """The value in the type the default (or the annotation, for optional settings) has, or a
+    ConfigError that names the setting, what was given and an example of what is expected."""
+    def wrong(expected: str, example: str) -> ConfigError:
+        return ConfigError(f"{source}: {name} must be {expected} (for example {name.rpartition('.')[2]} = "
+                           f"{example}); got {value!r}.")
+    if value is None and "None" in annotation:
+        return None
+    if isinstance(default, bool) or annotation == "bool":
+        if not isinstance(value, bool):
+            raise wrong("true or false", "true")
+        return value
+    if isinstance(default, tuple):
+        if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
+            raise wrong("a list of names", '["lightgbm", "xgboost"]')
+        return tuple(value)
+    if isinstance(default, float) or annotation.startswith("float"):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise wrong("a number", repr(default if default is not None else 1.0))
+        return float(value)
+    if isinstance(default, int) or annotation.startswith("int"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise wrong("a whole number", repr(default if default is not None else 10))
+        return value
+    if isinstance(default, str) or annotation.startswith("str"):
+        if not isinstance(value, str):
+            raise wrong("text in quotes", f'"{default if default is not None else "2005-01-31"}"')
+        return value
+    return value
 
 
 def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
@@ -190,9 +223,17 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     if path is not None:
         source = str(path)
         try:
-            loaded = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+            # utf-8-sig: Notepad saves UTF-8 with a byte order mark, which TOML itself does not allow.
+            loaded = tomllib.loads(Path(path).read_text(encoding="utf-8-sig"))
         except FileNotFoundError:
             raise ConfigError(f"Config file {path} does not exist. Check the --config path.") from None
+        except (IsADirectoryError, PermissionError) as error:  # Windows says PermissionError for a folder
+            if Path(path).is_dir():
+                raise ConfigError(f"--config {path} is a folder; give the path of a .toml file.") from None
+            raise ConfigError(f"Config file {path} cannot be read ({error.strerror}). Check its "
+                              "permissions.") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"Config file {path} is not UTF-8 text. Save it as UTF-8 and run again.") from None
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"Config file {path} is not valid TOML: {error}. Fix the line it names.") from None
         for key, value in loaded.items():
@@ -201,6 +242,8 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     for dotted, value in (overrides or {}).items():
         section, _, key = dotted.rpartition(".")
         (sections.setdefault(section, {}) if section else top)[key] = value
+    if "seed" in top:
+        top["seed"] = _typed("seed", top["seed"], 42, "int", source)
     section_types = {f.name: f.type for f in dataclasses.fields(Config)}
     kwargs: dict[str, Any] = {}
     for key, value in top.items():
@@ -214,7 +257,7 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
                               f"Known sections: {', '.join(_SECTION_CLASSES)}.")
         kwargs[section] = _section_from(_SECTION_CLASSES[section], values, section, source)
     config = Config(**kwargs)
-    validate(config, source)
+    validate(config, source, given_on_command_line=set(overrides or {}))
     return config
 
 
@@ -229,20 +272,27 @@ _SECTION_CLASSES: dict[str, type] = {
 }
 
 
-def validate(config: Config, source: str = "config") -> None:
-    """Reject settings that would make a run meaningless, naming the setting."""
+def validate(config: Config, source: str = "config", *, given_on_command_line: set[str] | None = None) -> None:
+    """Reject settings that would make a run meaningless, naming the setting (and the command-line
+    option, when it came from one)."""
     problems = []
+    command_line = given_on_command_line or set()
+
+    def name(key: str) -> str:
+        return f"{OPTION_NAMES[key]} ({key})" if key in command_line and key in OPTION_NAMES else key
+
     if config.data.source not in SOURCES:
         problems.append(f"data.source is {config.data.source!r}; use one of {', '.join(SOURCES)}")
-    for name in ("start", "end"):
-        value = getattr(config.data, name)
+    for which in ("start", "end"):
+        value = getattr(config.data, which)
         if value is not None:
             try:
                 _parse_date(value)
             except ValueError:
-                problems.append(f"data.{name} is {value!r}; use a date like 2005-01-31")
+                problems.append(f"{name('data.' + which)} is {value!r}; use a date like 2005-01-31 (year-month-day)")
     if config.data.start and config.data.end and config.data.start >= config.data.end:
-        problems.append(f"data.start ({config.data.start}) must be before data.end ({config.data.end})")
+        problems.append(f"{name('data.start')} ({config.data.start}) must be before {name('data.end')} "
+                        f"({config.data.end})")
     if config.labels.horizon < 1 or config.labels.stride < 1 or config.labels.vol_window < 2:
         problems.append("labels.horizon and labels.stride must be >= 1 and labels.vol_window >= 2")
     if config.labels.barrier_k <= 0:
@@ -250,6 +300,9 @@ def validate(config: Config, source: str = "config") -> None:
     unknown = [m for m in config.training.models if m not in BASE_MODELS]
     if unknown or not config.training.models:
         problems.append(f"training.models has {unknown or 'nothing'}; choose from {', '.join(BASE_MODELS)}")
+    twice = sorted({m for m in config.training.models if config.training.models.count(m) > 1})
+    if twice:
+        problems.append(f"training.models lists {', '.join(twice)} more than once; list each model once")
     if not 2 <= config.training.n_folds <= 20:
         problems.append("training.n_folds must be between 2 and 20")
     if not 0.05 <= config.training.holdout_share <= 0.5:
