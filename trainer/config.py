@@ -219,7 +219,7 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     """Defaults, then the TOML file, then command-line overrides ({"data.source": "demo"})."""
     sections: dict[str, dict[str, Any]] = {}
     top: dict[str, Any] = {}
-    source = "defaults"
+    source = "run_training.py settings"
     if path is not None:
         source = str(path)
         try:
