@@ -74,6 +74,13 @@ def test_status_without_a_checkpoint_says_so_and_writes_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("interval", ["-1", "0", "nan", "soon"])
+def test_a_refresh_interval_below_half_a_second_is_refused_not_a_busy_loop(tmp_path, interval):
+    result = run_program("check_checkpoint.py", "--workdir", tmp_path, "--watch", "--interval", interval, timeout=20)
+    assert result.returncode == 2
+    assert "argument --interval: must be" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_status_after_a_complete_run_shows_the_phase_and_the_models(finished):
     text = run_program("check_checkpoint.py", "--workdir", finished, env=wide_env())
     assert text.returncode == 0, text.stderr

@@ -17,6 +17,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not value >= 0.5:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be at least 0.5 seconds, got {text}")
+    return value
+
+
 def build_run_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="run_training.py",
@@ -64,7 +74,8 @@ def check_checkpoint_main(argv: list[str]) -> int:
     parser.add_argument("--workdir", type=Path, help="work directory of the run (default: project folder)")
     parser.add_argument("--watch", action="store_true", help="refresh every few seconds until Ctrl+C")
     parser.add_argument("--json", action="store_true", help="print the state as JSON for scripts")
-    parser.add_argument("--interval", type=float, default=3.0, help="seconds between refreshes with --watch")
+    parser.add_argument("--interval", type=_interval, default=3.0,
+                        help="seconds between refreshes with --watch (at least 0.5)")
     args = parser.parse_args(argv)
     from trainer.app.status import show_status
 
