@@ -273,3 +273,16 @@ def test_reset_with_prices_also_empties_the_price_cache(finished, tmp_path):
     for table in ("price_data", "price_fetches", "data_issues", *RUN_TABLES_WITHOUT_HISTORY):
         assert count(workdir, table) == 0, table
     assert not (workdir / "checkpoints" / CHECKPOINT_FILE).exists()
+
+
+def test_reset_on_a_damaged_database_refuses_and_deletes_nothing(tmp_path):
+    database = tmp_path / "data" / "trainer.db"
+    database.parent.mkdir(parents=True)
+    damaged = b"SQLite format 3\x00" + bytes(range(256)) * 40
+    database.write_bytes(damaged)
+    result = run_program("reset_checkpoint.py", "--workdir", tmp_path, "--yes", env=wide_env())
+    assert result.returncode == 3, result.stdout + result.stderr
+    output = flat(result)
+    assert f"The database {database} cannot be opened" in output and "Nothing was reset" in output
+    assert "Traceback" not in output
+    assert database.read_bytes() == damaged

@@ -33,7 +33,12 @@ def reset(workdir: Path | None, *, assume_yes: bool, phase: str | None, include_
         return exit_codes.ALREADY_RUNNING
     manager = CheckpointManager(paths.checkpoints)
     outcome = manager.load()
-    connection = store.connect(paths.database) if paths.database.exists() else None
+    try:
+        connection = store.connect(paths.database) if paths.database.exists() else None
+    except store.StoreError as error:
+        console.error(f"{error} Nothing was reset: a damaged database is never deleted by this command, so "
+                      "that it can still be inspected or restored from a backup.")
+        return exit_codes.DATA_ERROR
     try:
         plan = _plan(paths, manager, outcome.state, connection, phase, include_prices)
         if not plan:
