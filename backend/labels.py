@@ -7,6 +7,10 @@ they are symmetric in LOG returns: +/- b around log(close_t). Barriers symmetric
 walk a volatile stock then hits it first more often (P(BUY | touched) 0.60 at 2% daily volatility,
 0.75 at 5%). A model could score "direction" by knowing only volatility. With log barriers the
 take-profit price is close_t * exp(b) and the stop-loss price close_t * exp(-b).
+Neutral means: on a price whose LOG is driftless. On a fair game in simple returns (log drift
+-sigma^2 / 2) volatile stocks now hit the lower barrier a little more often (P(BUY | touched)
+about 0.47 at 2% daily volatility), so volatility can still carry some "direction"; that is why
+the gate also requires an edge over a volatility-only model.
 
 Closes only: the path is the closes of t+1..t+H, so an intraday touch that reverts by the close
 does not count (daily highs/lows would need an assumption about which barrier was hit first).

@@ -232,7 +232,11 @@ class CheckpointManager:
         """Move the checkpoint and its backup to archive/<run_id>/ (a run this release cannot resume,
         kept for the record); return that folder."""
         target = self.folder / "archive" / run_id
-        target.mkdir(parents=True, exist_ok=True)
+        number = 1
+        while target.exists():  # the same run archived again (settings A, B, A, B): keep every copy
+            number += 1
+            target = self.folder / "archive" / f"{run_id}-{number}"
+        target.mkdir(parents=True)
         for candidate in (self.path, self.backup_path):
             if candidate.exists():
                 os.replace(candidate, target / candidate.name)

@@ -58,8 +58,9 @@ class OneFeatureRule:
     def describe(self) -> dict[str, Any]:
         direction = "higher" if self.sign > 0 else "lower"
         return {"feature": self.feature, "sign": self.sign, "oof_auc_directional": self.oof_auc_directional,
-                "text": f"{direction} {self.feature} -> more likely BUY (out-of-fold directional AUC "
-                        f"{self.oof_auc_directional:.4f})"}
+                "text": f"{direction} {self.feature} -> more likely BUY (chosen as the best of all features and "
+                        f"signs on the out-of-fold rows, where it scored directional AUC "
+                        f"{self.oof_auc_directional:.4f}: an optimistic, in-selection score)"}
 
 
 def choose_rule(X: np.ndarray, y: np.ndarray, names: list[str], *, reference: np.ndarray,

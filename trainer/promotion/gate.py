@@ -23,7 +23,7 @@ import json
 import math
 import sqlite3
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,7 @@ VOL_ONLY = "benchmark_vol_only"
 RULE = "benchmark_rule"
 NOT_BASE_MODELS = (ENSEMBLE, BASELINE, VOL_ONLY, RULE)
 CHANCE_AUC = 0.5
+MIN_REGIME_BLOCKS = 10  # a regime is judged only on at least this many bootstrap blocks of dates
 Metrics = Mapping[str, Any]
 
 # What each failed criterion means, for someone who does not read statistics.
@@ -166,7 +167,7 @@ def _resample(evidence: HoldoutEvidence, block_days: int, reps: int, seed: int) 
     y, dates = evidence.y, evidence.dates
     auc = paired_bootstrap(y, evidence.probabilities, dates, block_days=block_days, reps=reps, seed=seed)
     day_dates, excess = within_date_top_excess(directional_score(evidence.probabilities[ENSEMBLE]),
-                                               evidence.returns, dates)
+                                               np.log1p(evidence.returns), dates)
     top = np.concatenate([weights @ excess / weights.sum(axis=1) for weights in
                           bootstrap_date_weights(day_dates, block_days=block_days, reps=reps, seed=seed)])
     difference = np.full(reps, np.nan)
@@ -328,8 +329,10 @@ def _not_worse(evidence: HoldoutEvidence, resamples: _Resamples | None, tail: fl
 def _top_decile(evidence: HoldoutEvidence, resamples: _Resamples | None, tail: float,
                 problem: str | None) -> Criterion:
     name = "top_decile_excess_return"
-    _, excess = within_date_top_excess(directional_score(evidence.probabilities[ENSEMBLE]), evidence.returns,
-                                       evidence.dates)
+    # Log returns: in simple returns a coin flip on a volatile stock has a positive mean (convexity),
+    # so ranking by volatility alone would out-earn the day's average.
+    _, excess = within_date_top_excess(directional_score(evidence.probabilities[ENSEMBLE]),
+                                       np.log1p(evidence.returns), evidence.dates)
     value = _number(excess.mean()) if excess.size else None
     interval = None if resamples is None else _interval(resamples.top_excess, tail)
     if value is None or interval is None:
@@ -338,7 +341,7 @@ def _top_decile(evidence: HoldoutEvidence, resamples: _Resamples | None, tail: f
     passed = low > 0.0
     return Criterion(name, value, 0.0, passed,
                      f"On each holdout date, the top 10% of stocks by the ensemble's directional score earned "
-                     f"{value:+.2%} per trade more than that date's average (mean over dates; interval "
+                     f"{value:+.2%} (log return) per trade more than that date's average (mean over dates; interval "
                      f"[{low:+.2%}, {high:+.2%}]): "
                      + ("wholly above 0." if passed else "not wholly above 0, so its top picks are not proven "
                         "better than the rest."), low, high)
@@ -354,11 +357,14 @@ def _regimes(evidence: HoldoutEvidence, config: GateConfig, block_days: int, tai
     regimes = np.array([r if isinstance(r, str) else "unknown" for r in evidence.regimes], dtype=object)
     judged: dict[str, tuple[float, float, float]] = {}
     small = []
+    # Enough dates for MIN_REGIME_BLOCKS bootstrap blocks: with two or three blocks an interval is
+    # far too narrow, and a coin flip would fail a regime several times as often as it should.
+    min_dates = max(config.min_regime_dates, MIN_REGIME_BLOCKS * block_days)
     for regime in sorted(set(regimes.tolist()) - {"unknown"}):
         rows = regimes == regime
         touching = rows & directional
         n_dates = np.unique(evidence.dates[touching]).size
-        if touching.sum() < config.min_regime_directional or n_dates < config.min_regime_dates:
+        if touching.sum() < config.min_regime_directional or n_dates < min_dates:
             small.append(f"{regime} ({int(touching.sum())} touches on {n_dates} dates)")
             continue
         proba = {ENSEMBLE: evidence.probabilities[ENSEMBLE][rows]}
@@ -368,7 +374,7 @@ def _regimes(evidence: HoldoutEvidence, config: GateConfig, block_days: int, tai
             values = paired_bootstrap(y[rows], proba, evidence.dates[rows], block_days=block_days,
                                       reps=config.bootstrap_reps, seed=seed)[ENSEMBLE]
         except ValueError:
-            small.append(f"{regime} (too few dates for blocks)")
+            small.append(f"{regime} (too few dates for two bootstrap blocks)")
             continue
         interval = _interval(values, tail)
         if point is None or interval is None:
@@ -376,7 +382,7 @@ def _regimes(evidence: HoldoutEvidence, config: GateConfig, block_days: int, tai
             continue
         judged[regime] = (point, *interval)
     note = (f" Too small to judge (fewer than {config.min_regime_directional} barrier touches or "
-            f"{config.min_regime_dates} dates): {', '.join(small)}." if small else "")
+            f"{min_dates} dates): {', '.join(small)}." if small else "")
     if not judged:
         return Criterion(name, None, CHANCE_AUC, True, f"No regime has enough barrier-touching holdout samples "
                          f"to judge, so none can show a collapse.{note}")
@@ -396,8 +402,30 @@ def _regimes(evidence: HoldoutEvidence, config: GateConfig, block_days: int, tai
 
 def decide_from_db(connection: sqlite3.Connection, run_id: str, gate_config: GateConfig, horizon: int,
                    *, seed: int = 0) -> GateDecision:
-    """Read the run's holdout predictions of every model (joined with the trades) and decide."""
-    return decide(load_evidence(connection, run_id), gate_config, horizon=horizon, seed=seed)
+    """Read the run's holdout predictions of every model (joined with the trades) and decide; say
+    so when other runs in this database were already judged on the same holdout."""
+    decision = decide(load_evidence(connection, run_id), gate_config, horizon=horizon, seed=seed)
+    earlier = earlier_judgements(connection, run_id)
+    if not earlier:
+        return decision
+    return replace(decision, explanation=decision.explanation + (
+        f" Note: this holdout was already judged for {len(earlier)} other run(s) in this folder "
+        f"({', '.join(earlier[:3])}{' ...' if len(earlier) > 3 else ''}). Every retry on the same holdout "
+        "(another seed or setting) raises the chance that noise passes by luck; confirm on newer data."))
+
+
+def earlier_judgements(connection: sqlite3.Connection, run_id: str) -> list[str]:
+    """Other runs with a gate decision whose holdout covers exactly the same dates as this run's."""
+    rows = dict(connection.execute("SELECT run_id, value_json FROM run_facts WHERE key = 'split'"))
+    if run_id not in rows:
+        return []
+    def span(text: str) -> tuple:
+        holdout = json.loads(text).get("holdout") or {}
+        return holdout.get("start"), holdout.get("end")
+
+    decided = {row[0] for row in connection.execute("SELECT DISTINCT run_id FROM model_promotion_history")}
+    return sorted(other for other, text in rows.items()
+                  if other != run_id and other in decided and span(text) == span(rows[run_id]))
 
 
 def load_evidence(connection: sqlite3.Connection, run_id: str) -> HoldoutEvidence:
