@@ -112,7 +112,7 @@ def open_run(options: RunOptions) -> RunContext:
         notices.append(_archive_earlier_release(checkpoint, outcome.state))
         outcome, archived = replace(outcome, state=None, problem=None, recovered_from=None), True
     if (outcome.state is not None and outcome.state["config_hash"] != config_hash
-            and outcome.state["current_phase"] == "complete"):
+            and (outcome.state["current_phase"] == "complete" or _nothing_done(outcome.state))):
         notices.append(_archive_finished(checkpoint, outcome.state, identity))
         outcome, archived = replace(outcome, state=None, problem=None, recovered_from=None), True
     if outcome.state is not None and outcome.state["config_hash"] != config_hash:
@@ -140,13 +140,24 @@ def _archive_earlier_release(checkpoint: CheckpointManager, state: dict) -> str:
             f"{folder}. A new run starts.")
 
 
+def _nothing_done(state: dict) -> bool:
+    """No symbol finished yet (e.g. a run stopped by a wrong date): there is nothing to protect."""
+    return (not state["backtest"]["completed_symbols"]
+            and PHASES.index(state["current_phase"]) <= PHASES.index("backtest"))
+
+
 def _archive_finished(checkpoint: CheckpointManager, state: dict, identity: dict) -> str:
-    """A finished run never blocks the next one: with other settings, a new run starts beside it."""
+    """A finished run (or one that finished nothing) never blocks the next one: with other settings,
+    a new run starts beside it."""
     changes = describe_differences(state.get("config", {}), identity)
     folder = checkpoint.archive(state["run_id"])
-    return (f"The last run ({state['run_id']}) is finished and had other settings ("
-            + "; ".join(changes) + "). It is kept: its results stay in the database and its report in "
-            f"reports/; its checkpoint is in {folder}. Starting a run with these settings.")
+    if state["current_phase"] == "complete":
+        return (f"The last run ({state['run_id']}) is finished and had other settings ("
+                + "; ".join(changes) + "). It is kept: its results stay in the database and its report in "
+                f"reports/; its checkpoint is in {folder}. Starting a run with these settings.")
+    return (f"The last run ({state['run_id']}) had not finished a single symbol, so nothing of it is lost by "
+            "starting over: it had other settings (" + "; ".join(changes) + f"); its checkpoint is in {folder}. "
+            "Starting a run with these settings.")
 
 
 def _mismatch_message(state: dict, identity: dict, workdir: Path | None = None) -> str:

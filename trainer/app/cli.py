@@ -17,6 +17,14 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _workdir(text: str) -> Path:
+    """A folder (created when missing), never an existing file."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file; give a folder (it is created if it does not exist)")
+    return path
+
+
 def _interval(text: str) -> float:
     try:
         value = float(text)
@@ -37,7 +45,7 @@ def build_run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--prices-dir", type=Path, help="folder of SYM.csv / SYM.csv.gz files (--source csv)")
     parser.add_argument("--universe", type=Path, help="CSV with symbol,name,sector[,cap] (default: data/universe.csv)")
     parser.add_argument("--config", type=Path, dest="config_path", help="TOML file overriding the default settings")
-    parser.add_argument("--workdir", type=Path, help="where data/, checkpoints/, logs/, reports/ and models/ live")
+    parser.add_argument("--workdir", type=_workdir, help="where data/, checkpoints/, logs/, reports/ and models/ live")
     parser.add_argument("--max-symbols", type=_positive_int, help="use only the first N symbols of the universe")
     parser.add_argument("--start", help="first date, YYYY-MM-DD (default 2005-01-01)")
     parser.add_argument("--end", help="last date, YYYY-MM-DD (default: newest available)")
@@ -71,7 +79,7 @@ def run_training_main(argv: list[str]) -> int:
 def check_checkpoint_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="check_checkpoint.py",
                                      description="Show the progress of the current or last training run.")
-    parser.add_argument("--workdir", type=Path, help="work directory of the run (default: project folder)")
+    parser.add_argument("--workdir", type=_workdir, help="work directory of the run (default: project folder)")
     parser.add_argument("--watch", action="store_true", help="refresh every few seconds until Ctrl+C")
     parser.add_argument("--json", action="store_true", help="print the state as JSON for scripts")
     parser.add_argument("--interval", type=_interval, default=3.0,
@@ -85,7 +93,7 @@ def check_checkpoint_main(argv: list[str]) -> int:
 def reset_checkpoint_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="reset_checkpoint.py",
                                      description="Delete training progress so the next run starts over.")
-    parser.add_argument("--workdir", type=Path, help="work directory of the run (default: project folder)")
+    parser.add_argument("--workdir", type=_workdir, help="work directory of the run (default: project folder)")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     parser.add_argument("--phase", choices=["training"],
                         help="'training': keep prices and backtest, reset models and everything after")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import traceback
 from collections.abc import Callable
@@ -66,7 +67,11 @@ def run_backtest(context: RunContext, todo: list[str], load_prices: Callable[[st
     labels = context.config.labels
     label_settings = {"horizon": labels.horizon, "barrier_k": labels.barrier_k,
                       "vol_window": labels.vol_window, "stride": labels.stride}
-    jobs = min(context.config.run.jobs, max(1, len(todo)))
+    cores = os.cpu_count() or 1
+    if context.config.run.jobs > cores:
+        console.warn(f"--jobs {context.config.run.jobs} is more than this computer's {cores} cores; using "
+                     f"{cores} (more workers only compete for the same cores and memory).")
+    jobs = min(context.config.run.jobs, cores, max(1, len(todo)))
     tasks = (delayed(compute_symbol)(symbol, load_prices(symbol), market, context.sector_of(symbol),
                                      context.config.data.min_history_days, label_settings,
                                      context.config.features.shock_sigma) for symbol in todo)
