@@ -118,7 +118,6 @@ class _Resamples:
     auc: dict[str, np.ndarray]
     top_excess: np.ndarray
     log_loss_difference: np.ndarray
-    block_days: int
 
 
 def decide(evidence: HoldoutEvidence, config: GateConfig, *, horizon: int, seed: int = 0) -> GateDecision:
@@ -126,9 +125,10 @@ def decide(evidence: HoldoutEvidence, config: GateConfig, *, horizon: int, seed:
     if ENSEMBLE not in evidence.probabilities:
         raise ValueError(f"no holdout predictions for '{ENSEMBLE}' (got {sorted(evidence.probabilities)})")
     block_days = dates_spanning(evidence.dates, horizon)
+    top_by_date = _top_excess_by_date(evidence)
     problem, resamples = None, None
     try:
-        resamples = _resample(evidence, block_days, config.bootstrap_reps, seed)
+        resamples = _resample(evidence, top_by_date, block_days, config.bootstrap_reps, seed)
     except ValueError as error:  # too few dates or samples: the statistical criteria fail and say why
         problem = str(error)
     tail = (1.0 - config.confidence) / 2.0
@@ -139,7 +139,7 @@ def decide(evidence: HoldoutEvidence, config: GateConfig, *, horizon: int, seed:
         _edge_over(evidence, resamples, tail, problem, VOL_ONLY),
         _not_worse(evidence, resamples, tail, problem, config, best_base=True),
         _not_worse(evidence, resamples, tail, problem, config, best_base=False),
-        _top_decile(evidence, resamples, tail, problem),
+        _top_decile(top_by_date[1], resamples, tail, problem),
         _regimes(evidence, config, block_days, tail, seed),
     ]
     return _decision(criteria, config)
@@ -163,11 +163,19 @@ def _decision(criteria: list[Criterion], config: GateConfig) -> GateDecision:
     return GateDecision(criteria, not failed, summary, explanation)
 
 
-def _resample(evidence: HoldoutEvidence, block_days: int, reps: int, seed: int) -> _Resamples:
+def _top_excess_by_date(evidence: HoldoutEvidence) -> tuple[np.ndarray, np.ndarray]:
+    """(dates, excess): each date's top tenth by the ensemble's directional score against the day's
+    average, in LOG returns: in simple returns a coin flip on a volatile stock has a positive mean
+    (convexity), so ranking by volatility alone would out-earn the day's average."""
+    return within_date_top_excess(directional_score(evidence.probabilities[ENSEMBLE]),
+                                  np.log1p(evidence.returns), evidence.dates)
+
+
+def _resample(evidence: HoldoutEvidence, top_by_date: tuple[np.ndarray, np.ndarray], block_days: int,
+              reps: int, seed: int) -> _Resamples:
     y, dates = evidence.y, evidence.dates
     auc = paired_bootstrap(y, evidence.probabilities, dates, block_days=block_days, reps=reps, seed=seed)
-    day_dates, excess = within_date_top_excess(directional_score(evidence.probabilities[ENSEMBLE]),
-                                               np.log1p(evidence.returns), dates)
+    day_dates, excess = top_by_date
     top = np.concatenate([weights @ excess / weights.sum(axis=1) for weights in
                           bootstrap_date_weights(day_dates, block_days=block_days, reps=reps, seed=seed)])
     difference = np.full(reps, np.nan)
@@ -176,7 +184,7 @@ def _resample(evidence: HoldoutEvidence, block_days: int, reps: int, seed: int) 
                                       BASELINE: evidence.probabilities[BASELINE]}, dates,
                                   metric="log_loss", block_days=block_days, reps=reps, seed=seed)
         difference = losses[ENSEMBLE] - losses[BASELINE]
-    return _Resamples(auc, top, difference, block_days)
+    return _Resamples(auc, top, difference)
 
 
 def _interval(values: np.ndarray, tail: float) -> tuple[float, float] | None:
@@ -326,13 +334,9 @@ def _not_worse(evidence: HoldoutEvidence, resamples: _Resamples | None, tail: fl
                      low, high)
 
 
-def _top_decile(evidence: HoldoutEvidence, resamples: _Resamples | None, tail: float,
+def _top_decile(excess: np.ndarray, resamples: _Resamples | None, tail: float,
                 problem: str | None) -> Criterion:
     name = "top_decile_excess_return"
-    # Log returns: in simple returns a coin flip on a volatile stock has a positive mean (convexity),
-    # so ranking by volatility alone would out-earn the day's average.
-    _, excess = within_date_top_excess(directional_score(evidence.probabilities[ENSEMBLE]),
-                                       np.log1p(evidence.returns), evidence.dates)
     value = _number(excess.mean()) if excess.size else None
     interval = None if resamples is None else _interval(resamples.top_excess, tail)
     if value is None or interval is None:
