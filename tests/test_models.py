@@ -15,9 +15,9 @@ from trainer.ml.models import (
     EARLY_STOPPING_SHARE,
     ClassifierModel,
     _StoppingEstimator,
-    balanced_sample_weights,
     make_model,
 )
+from trainer.ml.sample_weights import training_weights
 
 TREE_MODELS = {"random_forest", "xgboost", "lightgbm", "extra_trees"}
 
@@ -115,7 +115,7 @@ def test_clear_errors_for_unknown_models_and_single_class_labels() -> None:
 
 def test_balanced_weights_give_every_class_the_same_total() -> None:
     y = np.array([0] * 10 + [1] * 30 + [2] * 60)
-    weights = balanced_sample_weights(y)
+    weights = training_weights(y, None)
     totals = [weights[y == c].sum() for c in range(3)]
     np.testing.assert_allclose(totals, [100 / 3] * 3)
 

@@ -7,7 +7,6 @@ import time
 import numpy as np
 import pytest
 
-from trainer.ml.models import balanced_sample_weights
 from trainer.ml.sample_weights import average_uniqueness, training_weights
 
 MONDAY = np.datetime64("2024-01-01", "D")  # a Monday
@@ -132,7 +131,6 @@ def test_training_weights_reduce_to_balanced() -> None:
     y = np.random.default_rng(4).choice([0, 1, 2], 301, p=[0.1, 0.7, 0.2])
     expected = np.array([len(y) / (3 * np.sum(y == label)) for label in y])
     np.testing.assert_allclose(training_weights(y, None), expected)
-    np.testing.assert_array_equal(training_weights(y, None), balanced_sample_weights(y))
     np.testing.assert_array_equal(training_weights(y, np.ones(len(y))), training_weights(y, None))
     assert training_weights(y, None).sum() == pytest.approx(len(y))
 

@@ -55,11 +55,6 @@ def _thread_limits() -> threadpool_limits:
     return threadpool_limits(limits={"blas": 1, "openmp": MAX_THREADS})
 
 
-def balanced_sample_weights(y: np.ndarray) -> np.ndarray:
-    """n / (k * count(class)) per row: every present class carries the same total weight."""
-    return training_weights(y, None)
-
-
 class ClassifierModel:
     """A fitted-or-not classifier with SELL/HOLD/BUY probability columns; picklable with joblib."""
 
