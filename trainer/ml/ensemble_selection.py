@@ -43,6 +43,12 @@ class EnsembleSelection:
     score: float  # the selected ensemble's score (== trajectory[-1])
     metric: str
 
+    @property
+    def best_member(self) -> str:
+        """The member that scored best alone (the first pick), in the metric's own direction."""
+        pick = max if _GREATER_IS_BETTER[self.metric] else min
+        return pick(self.member_scores, key=self.member_scores.__getitem__)
+
     def combine(self, probabilities: Mapping[str, np.ndarray]) -> np.ndarray:
         """The weighted average of the members' (n, 3) probabilities, rows renormalised to sum to one.
 

@@ -246,8 +246,7 @@ def run_ensemble_phase(context: RunContext) -> None:
     training["in_progress"] = None
     weights = ", ".join(f"{name} {weight:.2f}" for name, weight in
                         sorted(training["ensemble_weights"].items(), key=lambda item: -item[1]))
-    pick = max if selection.metric == "auc_directional" else min
-    best = pick(selection.member_scores, key=selection.member_scores.__getitem__)
+    best = selection.best_member
     console.info(f"Ensemble chosen on {rows.size:,} out-of-fold rows (folds {', '.join(map(str, folds))}): "
                  f"{weights}; OOF {selection.metric} {selection.score:.4f} (best member {best} "
                  f"{selection.member_scores[best]:.4f}).")
