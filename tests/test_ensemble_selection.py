@@ -53,7 +53,7 @@ def test_first_pick_is_the_best_single_model(metric: str) -> None:
     full = select_ensemble(probabilities, y, metric=metric)
     assert full.member_scores == alone
     assert full.trajectory[0] == alone[best]
-    assert full.weights[best] > 0
+    assert full.weights[best] > 0 and full.best_member == best
     check_convex(full, list(probabilities))
 
 
