@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -38,10 +39,28 @@ def program_env(**extra: str) -> dict[str, str]:
 
 def run_program(script: str, *args: str | Path, env: dict[str, str] | None = None, timeout: float = 300,
                 input_text: str | None = None) -> subprocess.CompletedProcess:
-    """Run one of the three entry points as the user would, capturing its output."""
-    return subprocess.run([sys.executable, str(PROJECT_DIR / script), *map(str, args)], cwd=PROJECT_DIR,
-                          env=env or program_env(), capture_output=True, text=True, timeout=timeout,
-                          input=input_text, encoding="utf-8", errors="replace")
+    """Run one of the three entry points as the user would, capturing its output.
+
+    Python runs with -X faulthandler: if the program outlives `timeout`, SIGABRT makes it print
+    every thread's stack before it dies, and the test fails with that stack and the whole output
+    (a bare TimeoutExpired shows neither where it hung nor whether it was only slow)."""
+    command = [sys.executable, "-X", "faulthandler", str(PROJECT_DIR / script), *map(str, args)]
+    with subprocess.Popen(command, cwd=PROJECT_DIR, env=env or program_env(), stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
+                          errors="replace") as process:
+        try:
+            stdout, stderr = process.communicate(input_text, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.send_signal(getattr(signal, "SIGABRT", signal.SIGTERM))
+            try:
+                stdout, stderr = process.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                stdout, stderr = process.communicate()
+            raise AssertionError(f"{script} {' '.join(map(str, args))} still ran after {timeout:.0f} s; "
+                                 f"its output:\n{stdout}\n--- stderr (with every thread's stack) ---\n"
+                                 f"{stderr}") from None
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def start_program(script: str, *args: str | Path, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -199,8 +218,6 @@ def shared_interrupted_run(tmp_path_factory, symbols: int = 3,
     """A demo run (fast config) SIGKILLed at a crash point, made once per test session. With the
     default point the database holds two symbols and the checkpoint one (the second in progress).
     Treat it as read-only: copy_workdir() it before resuming or damaging it."""
-    import signal
-
     key = ("interrupted", symbols, crash_at)
     if key not in _SHARED_RUNS:
         workdir = tmp_path_factory.mktemp(f"shared-interrupted-{symbols}")
