@@ -84,6 +84,26 @@ class ShapConfig:
     sample_rows: int = 2000
 
 
+PORTFOLIO_EXITS = ("barriers", "horizon")
+
+
+@dataclass(frozen=True)
+class PortfolioConfig:
+    """The account simulated from the signals (trainer/portfolio): what it holds and what trading costs."""
+
+    # How many of the ranked universe are held each rebalance: a share (0 < top < 1, e.g. 0.1 =
+    # the top decile) or a count (a whole number >= 1).
+    top: float = 0.1
+    # Long the top and short the bottom, half the capital each side (gross exposure 1, net 0).
+    long_short: bool = False
+    # "barriers": a position ends when its label's trade does (a barrier or the horizon);
+    # "horizon": every position is held the full horizon.
+    exits: str = "barriers"
+    cost_bps: float = 10.0  # per side, on the traded value
+    slippage_bps: float = 0.0  # per side, added to the cost
+    cash_rate: float = 0.0  # annual interest earned by uninvested cash
+
+
 @dataclass(frozen=True)
 class GateConfig:
     confidence: float = 0.95
@@ -95,6 +115,11 @@ class GateConfig:
     min_regime_directional: int = 200
     min_regime_dates: int = 20
     leakage_auc: float = 0.80
+    # The strategy after costs must beat the equal-weight universe and the same strategy driven by
+    # the volatility-only benchmark (block-bootstrap lower bounds above 0); a Deflated Sharpe Ratio
+    # (the probability that the Sharpe ratio is real after this run's trials) below min_dsr also
+    # rejects; 0 shows the DSR without judging it.
+    min_dsr: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -114,6 +139,7 @@ class Config:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     shap: ShapConfig = field(default_factory=ShapConfig)
+    portfolio: PortfolioConfig = field(default_factory=PortfolioConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
@@ -267,6 +293,7 @@ _SECTION_CLASSES: dict[str, type] = {
     "features": FeatureConfig,
     "training": TrainingConfig,
     "shap": ShapConfig,
+    "portfolio": PortfolioConfig,
     "gate": GateConfig,
     "run": RunConfig,
 }
@@ -315,10 +342,28 @@ def validate(config: Config, source: str = "config", *, given_on_command_line: s
         problems.append("gate.confidence must be in [0.5, 1) and gate.bootstrap_reps >= 100")
     if config.gate.max_shortfall < 0:
         problems.append("gate.max_shortfall must be >= 0")
+    if not 0.0 <= config.gate.min_dsr < 1.0:
+        problems.append("gate.min_dsr must be in [0, 1) (0 shows the Deflated Sharpe Ratio without judging it)")
+    problems.extend(_portfolio_problems(config.portfolio))
     if config.run.jobs < 1 or config.run.max_attempts < 1:
         problems.append("run.jobs and run.max_attempts must be >= 1")
     if problems:
         raise ConfigError(f"{source}: " + "; ".join(problems) + ".")
+
+
+def _portfolio_problems(portfolio: PortfolioConfig) -> list[str]:
+    problems = []
+    top = portfolio.top
+    if not (0 < top < 1 or (top >= 1 and float(top).is_integer())):
+        problems.append(f"portfolio.top is {top!r}; use a share between 0 and 1 (0.1 = the top decile) "
+                        "or a whole number of stocks (for example 10)")
+    if portfolio.exits not in PORTFOLIO_EXITS:
+        problems.append(f"portfolio.exits is {portfolio.exits!r}; use one of {', '.join(PORTFOLIO_EXITS)}")
+    if not (0 <= portfolio.cost_bps < 1000 and 0 <= portfolio.slippage_bps < 1000):
+        problems.append("portfolio.cost_bps and portfolio.slippage_bps must be between 0 and 1000 basis points")
+    if not -0.5 < portfolio.cash_rate < 1:
+        problems.append("portfolio.cash_rate is a yearly rate such as 0.02; it must be between -0.5 and 1")
+    return problems
 
 
 def _parse_date(text: str) -> None:
