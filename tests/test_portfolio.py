@@ -163,7 +163,8 @@ def test_a_short_position_earns_when_the_stock_falls():
 
 def test_exit_rows_end_each_position_where_the_backtests_trade_from_that_date_ends():
     rng = np.random.default_rng(5)
-    closes = {"A": 100 * np.exp(np.cumsum(rng.normal(0, 0.02, 60))), "B": 30 * np.exp(np.cumsum(rng.normal(0, 0.01, 50)))}
+    closes = {"A": 100 * np.exp(np.cumsum(rng.normal(0, 0.02, 60))),
+              "B": 30 * np.exp(np.cumsum(rng.normal(0, 0.01, 50)))}
     panel, series = panel_of(**closes)
     exits = exit_rows(panel, series, horizon=8, barrier_k=1.0, vol_window=5, exits="barriers")
     for column, symbol in enumerate(panel.symbols):
