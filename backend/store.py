@@ -13,8 +13,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
-
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
@@ -136,14 +134,36 @@ CREATE TABLE IF NOT EXISTS model_promotion_history (
 );
 """
 
+# Versioned changes after the first release's SCHEMA (version 1), applied in order, each in one
+# transaction with its version number, so a work folder of an earlier release opens with its
+# price cache, past runs and promotion history intact. Append; never edit a released step.
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (2, "portfolio simulation tables", """
+-- The simulated account of each strategy per date (strategy: 'ensemble', 'benchmark_equal_weight',
+-- ..., with an '_oof' twin for the out-of-fold period). Returns are fractions, nav starts at 1.
+CREATE TABLE IF NOT EXISTS portfolio_daily (
+    run_id TEXT NOT NULL, strategy TEXT NOT NULL, date TEXT NOT NULL, nav REAL NOT NULL,
+    gross_return REAL NOT NULL, net_return REAL NOT NULL, exposure REAL NOT NULL,
+    turnover REAL NOT NULL, costs REAL NOT NULL,
+    PRIMARY KEY (run_id, strategy, date)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS portfolio_summary (
+    run_id TEXT NOT NULL, strategy TEXT NOT NULL, metric TEXT NOT NULL, value REAL,
+    PRIMARY KEY (run_id, strategy, metric)
+);
+"""),
+)
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
 # Tables whose rows belong to one run (deleted by a reset); price cache tables are shared.
 RUN_TABLES = ("training_runs", "market_data", "sector_indices", "events", "feature_names",
               "feature_store", "trades", "backtest_results", "model_performance",
               "sector_performance", "model_predictions", "shap_analysis", "run_facts",
-              "model_promotion_history")
+              "model_promotion_history", "portfolio_daily", "portfolio_summary")
 PER_SYMBOL_TABLES = ("events", "feature_store", "trades", "backtest_results")
 TRAINING_TABLES = ("model_performance", "sector_performance", "model_predictions", "shap_analysis",
-                   "model_promotion_history")
+                   "model_promotion_history", "portfolio_daily", "portfolio_summary")
 PRICE_TABLES = ("price_data", "price_fetches", "data_issues")
 
 
@@ -173,15 +193,46 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
 
 
 def create_schema(connection: sqlite3.Connection) -> None:
-    """Idempotent: safe on every start. Refuses a database from a newer program version."""
+    """Idempotent: safe on every start. Brings an earlier version up to SCHEMA_VERSION one migration
+    at a time; refuses a database from a newer program version."""
     connection.executescript(SCHEMA)
     row = connection.execute("SELECT value FROM schema_info WHERE key = 'version'").fetchone()
     if row is None:
         with connection:
-            connection.execute("INSERT INTO schema_info VALUES ('version', ?)", (str(SCHEMA_VERSION),))
-    elif int(row[0]) > SCHEMA_VERSION:
-        raise StoreError(f"The database was written by a newer version (schema {row[0]}, this program "
+            connection.execute("INSERT INTO schema_info VALUES ('version', '1')")
+        version = 1
+    else:
+        version = int(row[0])
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"The database was written by a newer version (schema {version}, this program "
                          f"knows {SCHEMA_VERSION}). Update the program or reset with --prices.")
+    for number, name, script in MIGRATIONS:
+        if number > version:
+            try:
+                _migrate(connection, number, script)
+            except sqlite3.Error as error:
+                raise StoreError(f"The database could not be upgraded to schema version {number} ({name}): "
+                                 f"{error}. It is unchanged (still version {version}), so an earlier release "
+                                 "can still open it; see the log and report this.") from error
+            version = number
+
+
+def schema_version(connection: sqlite3.Connection) -> int:
+    return int(connection.execute("SELECT value FROM schema_info WHERE key = 'version'").fetchone()[0])
+
+
+def _migrate(connection: sqlite3.Connection, number: int, script: str) -> None:
+    """One migration and its version number in one transaction: a kill or an error leaves the old
+    version (SQLite's schema changes are transactional). Statements are split at ';' (none in comments)."""
+    statements = [part.strip() for part in script.split(";") if part.strip() and not _only_comments(part)]
+    with transaction(connection):
+        for statement in statements:
+            connection.execute(statement)
+        connection.execute("UPDATE schema_info SET value = ? WHERE key = 'version'", (str(number),))
+
+
+def _only_comments(text: str) -> bool:
+    return all(not line.strip() or line.strip().startswith("--") for line in text.splitlines())
 
 
 @contextmanager

@@ -9,6 +9,9 @@ starts a new run beside the old one: price cache, past runs and promoted model s
 from __future__ import annotations
 
 import json
+import sqlite3
+
+import pytest
 
 from backend import store
 from trainer.checkpoint import CHECKPOINT_VERSION, CheckpointManager, read_checkpoint
@@ -34,9 +37,15 @@ def _write_first_release_folder(workdir):
     folder = workdir / "checkpoints"
     folder.mkdir(parents=True)
     (folder / "training_checkpoint.json").write_text(json.dumps(FIRST_RELEASE_STATE), encoding="utf-8")
-    connection = store.connect(workdir / "data" / "trainer.db")
+    connection = _first_release_database(workdir / "data" / "trainer.db")
     run_id = FIRST_RELEASE_STATE["run_id"]
     with store.transaction(connection):
+        store.write_rows(connection, "price_data", [{
+            "source": "demo:7", "symbol": "AAA", "date": "2020-01-02", "open": 1.0, "high": 1.0, "low": 1.0,
+            "close": 1.0, "volume": 10.0, "raw_close": 1.0, "dividend": 0.0, "split": 1.0, "is_demo": 1}])
+        store.write_rows(connection, "model_promotion_history", [{
+            "run_id": "earlier", "decided_at": "2026-11-30T10:00:00+00:00", "criteria_json": "{}",
+            "decision": "promoted", "production_path": "models/production"}])
         store.write_rows(connection, "training_runs", [{
             "run_id": run_id, "config_hash": FIRST_RELEASE_STATE["config_hash"], "config_json": "{}",
             "source": "demo:7", "is_demo": 1, "created_at": FIRST_RELEASE_STATE["created_at"]}])
@@ -47,6 +56,59 @@ def _write_first_release_folder(workdir):
     models = workdir / "models" / "production"
     models.mkdir(parents=True)
     (models / "manifest.json").write_text(json.dumps({"run_id": "earlier"}), encoding="utf-8")
+
+
+def _first_release_database(path) -> sqlite3.Connection:
+    """What the first release's store made: its schema script (unchanged since, as version 1's base)
+    and schema version 1."""
+    path.parent.mkdir(parents=True)
+    connection = sqlite3.connect(path)
+    connection.executescript(store.SCHEMA)
+    with connection:
+        connection.execute("INSERT INTO schema_info VALUES ('version', '1')")
+    return connection
+
+
+def test_a_first_release_database_is_migrated_with_everything_it_held(tmp_path):
+    workdir = tmp_path / "work"
+    _write_first_release_folder(workdir)
+    database = workdir / "data" / "trainer.db"
+    connection = store.connect(database)
+    try:
+        assert store.schema_version(connection) == store.SCHEMA_VERSION == 2
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert {"portfolio_daily", "portfolio_summary"} <= tables
+        for table, rows in (("price_data", 1), ("model_promotion_history", 1), ("trades", 3), ("training_runs", 1)):
+            assert connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == rows, table
+    finally:
+        connection.close()
+    again = store.connect(database)  # idempotent: nothing runs twice
+    assert store.schema_version(again) == 2
+    again.close()
+
+
+def test_a_migration_that_fails_leaves_the_database_at_its_old_version(tmp_path, monkeypatch):
+    database = tmp_path / "data" / "trainer.db"
+    _first_release_database(database).close()
+    broken = (3, "broken", "CREATE TABLE half_done (x INTEGER); CREATE TABLE half_done (x INTEGER)")
+    monkeypatch.setattr(store, "MIGRATIONS", (*store.MIGRATIONS, broken))
+    monkeypatch.setattr(store, "SCHEMA_VERSION", 3)
+    with pytest.raises(store.StoreError, match="upgraded to schema version 3 .broken.*unchanged .still version 2"):
+        store.connect(database)
+    connection = sqlite3.connect(database)
+    tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert store.schema_version(connection) == 2 and "half_done" not in tables and "portfolio_daily" in tables
+    connection.close()
+
+
+def test_a_database_from_a_newer_release_is_refused_by_name(tmp_path):
+    database = tmp_path / "data" / "trainer.db"
+    connection = _first_release_database(database)
+    with connection:
+        connection.execute("UPDATE schema_info SET value = '99'")
+    connection.close()
+    with pytest.raises(store.StoreError, match="newer version"):
+        store.connect(database)
 
 
 def test_a_version_2_checkpoint_reads_with_the_new_phase_names(tmp_path):
