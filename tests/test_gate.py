@@ -30,7 +30,11 @@ CONFIG = GateConfig(bootstrap_reps=300)
 HORIZON = 20
 ALL_NAMES = ["leakage_alarm", "beats_baseline_log_loss", "directional_edge_over_chance",
              "directional_edge_over_volatility", "not_worse_than_best_base", "not_worse_than_rule",
-             "top_decile_excess_return", "no_weak_regime"]
+             "top_decile_excess_return", "no_weak_regime", "strategy_beats_benchmarks_after_costs"]
+# What the portfolio phase stores for an ensemble whose account beats both benchmarks after costs.
+GOOD_PORTFOLIO = {"excess_return": 0.06, "excess_return_low": 0.01, "excess_return_high": 0.11,
+                  "excess_vs_vol_only": 0.08, "excess_vs_vol_only_low": 0.02, "excess_vs_vol_only_high": 0.14,
+                  "dsr": 0.97, "sharpe": 1.1}
 PRIOR = np.array([0.2, 0.6, 0.2])
 
 
@@ -82,7 +86,7 @@ def make_evidence(*, n_dates: int = 150, n_symbols: int = 40, seed: int = 0, sig
         BASELINE: np.tile(PRIOR, (n, 1)),
     }
     metrics = {name: evaluate(y, proba, returns) for name, proba in probabilities.items()}
-    return HoldoutEvidence(y, returns, dates, regimes, probabilities, metrics)
+    return HoldoutEvidence(y, returns, dates, regimes, probabilities, metrics, GOOD_PORTFOLIO)
 
 
 def _with(evidence: HoldoutEvidence, **probabilities: np.ndarray) -> HoldoutEvidence:
@@ -233,6 +237,29 @@ def test_a_holdout_too_short_for_blocks_fails_every_statistical_criterion(good):
     assert "6 dates" in failed["directional_edge_over_chance"]
 
 
+@pytest.mark.parametrize(("change", "words"), [
+    ({"excess_return_low": -0.01}, "the excess over equal weight is not wholly above 0"),
+    ({"excess_vs_vol_only_low": -0.001}, "the excess over the volatility-only strategy is not wholly above 0"),
+    ({"excess_return_low": None}, "could not be measured"),
+])
+def test_an_account_that_does_not_beat_both_benchmarks_after_costs_fails(good, change, words):
+    evidence = replace(good, portfolio={**GOOD_PORTFOLIO, **change})
+    decision = _only_failure(evidence, "strategy_beats_benchmarks_after_costs", words)
+    assert "holding every stock equally" in decision.explanation
+
+
+def test_the_deflated_sharpe_ratio_is_judged_only_with_a_threshold(good):
+    weak = replace(good, portfolio={**GOOD_PORTFOLIO, "dsr": 0.6})
+    shown = next(c for c in decide(weak, CONFIG, horizon=HORIZON).criteria if c.name == ALL_NAMES[-1])
+    assert shown.passed and "shown, not judged" in shown.message and "0.60" in shown.message
+    _only_failure(weak, ALL_NAMES[-1], "the DSR is below the threshold", replace(CONFIG, min_dsr=0.9))
+    assert decide(weak, replace(CONFIG, min_dsr=0.5), horizon=HORIZON).promoted
+
+
+def test_a_run_without_a_portfolio_simulation_is_not_promoted(good):
+    _only_failure(replace(good, portfolio=None), ALL_NAMES[-1], "could not be measured")
+
+
 def test_decisions_are_deterministic_for_a_seed(good):
     assert decide(good, CONFIG, horizon=HORIZON, seed=3) == decide(good, CONFIG, horizon=HORIZON, seed=3)
 
@@ -278,6 +305,9 @@ def _fill_run(connection, evidence: HoldoutEvidence) -> None:
         store.write_rows(connection, "trades", trades)
         store.write_rows(connection, "model_performance", performance)
         store.write_rows(connection, "model_predictions", predictions)
+        store.write_rows(connection, "portfolio_summary", [
+            {"run_id": "run1", "strategy": "ensemble", "metric": metric, "value": value}
+            for metric, value in (evidence.portfolio or {}).items()])
 
 
 def test_decide_from_db_equals_the_pure_decision(tmp_path):

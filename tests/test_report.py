@@ -18,8 +18,9 @@ from trainer.promotion.gate import decide_from_db, record_decision
 from trainer.reporting.report import write_report
 
 RUN = "run-demo-1"
-SECTIONS = ("summary", "symbols", "labels", "models", "roc", "calibration", "equity", "regimes", "sectors",
+SECTIONS = ("summary", "symbols", "labels", "models", "roc", "calibration", "portfolio", "regimes", "sectors",
             "shap", "gate")
+STRATEGIES = ("ensemble", "benchmark_equal_weight", "benchmark_vol_only", "benchmark_rule")
 MODELS = ("lightgbm", "xgboost", "ensemble", "baseline")
 SYMBOLS = {"AAA": "Technology", "BBB": "Technology", "CCC": "Energy", "DDD": "Energy", "EEE": "Utilities",
            "FFF": "Utilities"}
@@ -160,7 +161,13 @@ def filled_db(tmp_path) -> tuple:
         "phase_seconds": {"prices": 3.2, "backtest": 11.0, "training": 95.5, "report": 2.1},
         "data_span": {"first_date": "2005-01-03", "last_date": "2023-12-29"},
         "proxy": "equal-weight",
+        "portfolio": {"settings": {"top": 0.1, "long_short": False, "exits": "barriers", "cost_bps": 10.0,
+                                   "slippage_bps": 0.0, "cash_rate": 0.0, "tranches": 4, "stride": 5},
+                      "trials": 5,
+                      "ensemble": {"start": "2023-01-02", "end": "2023-12-15", "max_drawdown_peak": "2023-03-01",
+                                   "max_drawdown_trough": "2023-05-02"}},
     }
+    portfolio_daily, portfolio_summary = _portfolio_rows(rng)
     with store.transaction(connection):
         store.write_rows(connection, "training_runs", [{
             "run_id": RUN, "config_hash": "abc123", "config_json": json.dumps(config), "source": "demo:7",
@@ -172,6 +179,8 @@ def filled_db(tmp_path) -> tuple:
         store.write_rows(connection, "model_performance", performance)
         store.write_rows(connection, "sector_performance", sectors)
         store.write_rows(connection, "shap_analysis", shap)
+        store.write_rows(connection, "portfolio_daily", portfolio_daily)
+        store.write_rows(connection, "portfolio_summary", portfolio_summary)
         store.write_rows(connection, "backtest_results", backtest)
         store.write_rows(connection, "run_facts", [{"run_id": RUN, "key": k, "value_json": json.dumps(v)}
                                                    for k, v in facts.items()])
@@ -184,6 +193,25 @@ def filled_db(tmp_path) -> tuple:
     decision = decide_from_db(connection, RUN, GateConfig(bootstrap_reps=200), horizon=5)
     record_decision(connection, RUN, decision, None)
     return connection, decision, tmp_path / "reports" / RUN
+
+
+def _portfolio_rows(rng) -> tuple[list[dict], list[dict]]:
+    """A year of daily account values per strategy (and out-of-fold twins) and a value per metric."""
+    days = pd.bdate_range("2023-01-02", periods=240)
+    daily, summary = [], []
+    for strategy in [*STRATEGIES, *(name + "_oof" for name in STRATEGIES)]:
+        returns = rng.normal(0.0004, 0.01, len(days))
+        nav = np.cumprod(1 + returns)
+        daily += [{"run_id": RUN, "strategy": strategy, "date": day.strftime("%Y-%m-%d"), "nav": float(v),
+                   "gross_return": float(r) + 0.0001, "net_return": float(r), "exposure": 0.9, "turnover": 0.05,
+                   "costs": 0.0001} for day, v, r in zip(days, nav, returns, strict=True)]
+        metrics = ["total_return", "annual_return", "annual_volatility", "sharpe", "sortino", "max_drawdown",
+                   "calmar", "turnover", "hit_rate", "exposure", "n_trades", "costs", "avg_holding_days", "psr",
+                   "dsr", "excess_return", "excess_return_low", "excess_return_high"]
+        summary += [{"run_id": RUN, "strategy": strategy, "metric": metric,
+                     "value": float(rng.integers(10, 500)) if metric == "n_trades" else float(rng.normal(0.1, 0.3))}
+                    for metric in metrics]
+    return daily, summary
 
 
 def _close(text: str, value) -> bool:
@@ -206,8 +234,9 @@ def test_report_sections_demo_title_and_images(filled_db):
         heading_and_text = page.sections[section].strip()
         assert len(heading_and_text) > 40, f"section {section} is empty"
         assert "not run" not in heading_and_text and "not recorded" not in heading_and_text, section
-    for section in ("roc", "calibration", "equity", "shap"):
+    for section in ("roc", "calibration", "portfolio", "shap"):
         assert page.images.get(section), f"no figure in {section}"
+    assert len(page.images["portfolio"]) == 3
     for sources in page.images.values():
         for source in sources:
             assert (out_dir / source).stat().st_size > 5000
@@ -216,7 +245,35 @@ def test_report_sections_demo_title_and_images(filled_db):
     assert "extreme_move" in page.sections["symbols"] and "other_source" not in page.sections["symbols"]
     assert "HTTP 404 (after 3 attempts)" in page.sections["symbols"]
     assert "2023-01-02 to 2023-12-15 (300 samples)" in page.sections["summary"]
-    assert "each entry date" in page.sections["equity"] and "overlap" in page.sections["equity"]
+    assert "never holds more than its capital" in page.sections["portfolio"]
+    assert "2023-03-01 to 2023-05-02" in page.sections["portfolio"]
+    assert "counts 5 candidates" in page.sections["portfolio"]
+
+
+def test_every_portfolio_cell_equals_the_database(filled_db):
+    connection, _, out_dir = filled_db
+    page = _parse(write_report(connection, RUN, out_dir))
+    shown = assert_portfolio_cells_equal(page, connection, RUN)
+    assert shown == {*STRATEGIES, *(name + "_oof" for name in STRATEGIES)}
+
+
+def assert_portfolio_cells_equal(page: _Page, connection: sqlite3.Connection, run_id: str) -> set[str]:
+    """Every cell of the portfolio tables equals portfolio_summary at the displayed rounding (the
+    excess return with its interval); returns the strategies shown."""
+    stored = {(strategy, metric): value for strategy, metric, value in connection.execute(
+        "SELECT strategy, metric, value FROM portfolio_summary WHERE run_id = ?", (run_id,))}
+    cells = [(a["data-strategy"], a["data-metric"], text) for a, text in page.cells
+             if a.get("data-table") == "portfolio_summary"]
+    assert cells, "no portfolio cells on the page"
+    for strategy, metric, text in cells:
+        shown = text.partition(" [")[0]
+        assert _close(shown, stored[(strategy, metric)]) if metric != "n_trades" else \
+            int(shown) == stored[(strategy, metric)], (strategy, metric, text)
+        if metric == "excess_return":
+            low, high = text.partition(" [")[2].rstrip("]").split(", ")
+            assert _close(low, stored[(strategy, "excess_return_low")]), (strategy, text)
+            assert _close(high, stored[(strategy, "excess_return_high")]), (strategy, text)
+    return {strategy for strategy, _, _ in cells}
 
 
 def test_flat_split_fact_is_shown_too(filled_db):
@@ -241,7 +298,7 @@ def assert_metric_cells_equal(page: _Page, tables: dict[str, pd.DataFrame]) -> N
     seen = set()
     for attrs, text in page.cells:
         table = attrs.get("data-table")
-        if table is None:
+        if table is None or table == "portfolio_summary":  # see assert_portfolio_cells_equal
             continue
         frame, metric = tables[table], attrs["data-metric"]
         match = frame

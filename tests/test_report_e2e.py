@@ -14,7 +14,14 @@ import pandas as pd
 import pytest
 
 from tests.support import read_checkpoint, run_program, write_fast_config
-from tests.test_report import SECTIONS, TABLE_KEYS, _close, _parse, assert_metric_cells_equal
+from tests.test_report import (
+    SECTIONS,
+    TABLE_KEYS,
+    _close,
+    _parse,
+    assert_metric_cells_equal,
+    assert_portfolio_cells_equal,
+)
 from trainer.promotion.gate import latest_decision
 
 pytestmark = pytest.mark.slow
@@ -24,7 +31,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NO_DATA = ("No holdout metrics", "No ensemble holdout predictions", "No per-regime metrics",
            "No per-sector metrics", "No backtest results", "SHAP was not run", "has not decided",
            "were not recorded", "No ensemble attribution", "The time split was not recorded",
-           "No phase timings were recorded")
+           "No phase timings were recorded", "No portfolio simulation")
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +50,12 @@ def demo_report(tmp_path_factory):
         tables = {table: pd.read_sql_query(f"SELECT * FROM {table} WHERE run_id = ?", connection,
                                            params=(state["run_id"],)) for table in TABLE_KEYS}
         decision = latest_decision(connection, state["run_id"])
+        page = _parse(path)
+        strategies = assert_portfolio_cells_equal(page, connection, state["run_id"])
     finally:
         connection.close()
-    return path, _parse(path), tables, decision
+    assert {"ensemble", "benchmark_equal_weight", "benchmark_vol_only", "benchmark_rule"} <= strategies
+    return path, page, tables, decision
 
 
 def test_every_section_is_there_and_filled(demo_report):
@@ -62,7 +72,7 @@ def test_every_section_is_there_and_filled(demo_report):
 
 def test_every_figure_is_a_real_png(demo_report):
     path, page, _, _ = demo_report
-    for section in ("roc", "calibration", "equity", "shap"):
+    for section in ("roc", "calibration", "portfolio", "shap"):
         assert page.images.get(section), f"no figure in {section}"
     for section, sources in page.images.items():
         for source in sources:

@@ -23,7 +23,7 @@ CHECKPOINT_NAME = "training_checkpoint.json"
 
 # Phases in pipeline order; `current_phase` is the first one not yet finished.
 PHASES = ("prices", "market", "backtest", "dataset", "training", "ensemble", "benchmarks", "evaluation",
-          "shap", "promotion", "report", "complete")
+          "portfolio", "shap", "promotion", "report", "complete")
 _REQUIRED_KEYS = ("version", "run_id", "config_hash", "current_phase", "backtest", "training")
 
 
@@ -68,6 +68,7 @@ def new_state(run_id: str, config_hash: str, identity: dict[str, Any], symbols_t
             "benchmarks_trained": False,
         },
         "evaluation": {"completed": False, "results": {}},
+        "portfolio": {"completed": False, "results": {}},
         "shap": {"completed": False},
         "promotion": {"decided": False, "decision": None},
         "report": {"path": None},

@@ -65,6 +65,7 @@ LATER_PHASES = (
     ("ensemble", "trainer.phases.training", "run_ensemble_phase"),
     ("benchmarks", "trainer.phases.training", "run_benchmarks_phase"),
     ("evaluation", "trainer.phases.evaluation", "run_evaluation_phase"),
+    ("portfolio", "trainer.phases.portfolio", "run_portfolio_phase"),
     ("shap", "trainer.phases.explain", "run_shap_phase"),
     ("promotion", "trainer.phases.decision", "run_promotion_phase"),
     ("report", "trainer.phases.reporting", "run_report_phase"),

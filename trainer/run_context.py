@@ -264,6 +264,7 @@ def clear_training(connection: sqlite3.Connection, state: dict[str, Any], artifa
     training.update(base_models_trained=[], in_progress=None, model_seconds={}, ensemble_trained=False,
                     ensemble_weights={}, benchmarks_trained=False)
     state["evaluation"] = {"completed": False, "results": {}}
+    state["portfolio"] = {"completed": False, "results": {}}
     state["shap"] = {"completed": False}
     state["promotion"] = {"decided": False, "decision": None}
     state["report"] = {"path": None}

@@ -107,6 +107,7 @@ def render(state: dict[str, Any], summary: dict[str, Any]) -> None:
         ("Ensemble", _ensemble_line(training)),
         ("Benchmarks", "trained" if training.get("benchmarks_trained") else "not yet"),
         ("Evaluation", "done" if state["evaluation"]["completed"] else "not yet"),
+        ("Portfolio", "simulated" if state.get("portfolio", {}).get("completed") else "not yet"),
         ("SHAP", "done" if state.get("shap", {}).get("completed") else "not yet"),
         ("Promotion", state["promotion"].get("decision") or "not decided yet"),
         ("Elapsed", _duration(summary["elapsed_seconds"])),

@@ -22,6 +22,13 @@ def show_verdict(context: RunContext) -> None:
     rows.append(("Gate decision", (promotion.get("decision") or "not decided").upper(), ""))
     title = "Verdict" + (" (DEMO DATA)" if context.state.get("is_demo") else "")
     console.print_table(title, ["Holdout", "Ensemble", "Class-prior baseline"], rows)
+    accounts = context.state.get("portfolio", {}).get("results", {})
+    if accounts:
+        console.print_table("Account after costs (holdout)", ["Account", "Sharpe", "Annual return", "Max drawdown"], [
+            (label, _fmt(figures.get("sharpe"), "{:.2f}"), _fmt(figures.get("annual_return"), "{:+.1%}"),
+             _fmt(figures.get("max_drawdown"), "{:.1%}"))
+            for label, figures in (("Strategy (top-ranked stocks)", accounts.get("ensemble", {})),
+                                   ("Equal weight, all stocks", accounts.get("benchmark_equal_weight", {})))])
     if promotion.get("summary"):
         console.info(promotion["summary"])
     if promotion.get("explanation"):
@@ -33,5 +40,5 @@ def show_verdict(context: RunContext) -> None:
             webbrowser.open(Path(report).as_uri())
 
 
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
+def _fmt(value: float | None, pattern: str = "{:.4f}") -> str:
+    return "n/a" if value is None or value != value else pattern.format(value)

@@ -12,6 +12,8 @@ same resamples, so the interval is that of their difference. The ensemble is pro
 - its probabilities beat always guessing the class shares (log loss),
 - its top-ranked stocks out-earn the other stocks of the same day,
 - no market regime (with enough barrier touches to judge) is clearly worse than a coin flip,
+- the account that follows its signals earns more after costs than holding every stock equally
+  and than the same account driven by volatility alone (from the portfolio phase's bootstrap),
 - and no AUC is too good to be true.
 
 All criteria are always evaluated (no short-circuit) so the report shows the whole picture.
@@ -66,7 +68,11 @@ PLAIN_FAILURES = {
     "top_decile_excess_return": "the stocks it ranks highest did not earn more than the other stocks "
                                 "on the same days",
     "no_weak_regime": "it is clearly worse than a coin flip in some market regime",
+    "strategy_beats_benchmarks_after_costs": "after trading costs, following its signals did not clearly earn "
+                                             "more than holding every stock equally, or than the same strategy "
+                                             "run on volatility alone",
 }
+PORTFOLIO_CRITERION = "strategy_beats_benchmarks_after_costs"
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,8 @@ class HoldoutEvidence:
     regimes: np.ndarray  # object: regime name or None
     probabilities: dict[str, np.ndarray]  # model -> (n, 3); must hold ENSEMBLE
     metrics: dict[str, Metrics] = field(default_factory=dict)  # model -> stored holdout metrics
+    # The ensemble strategy's holdout portfolio_summary (metric -> value); None: not simulated.
+    portfolio: Mapping[str, float | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +149,7 @@ def decide(evidence: HoldoutEvidence, config: GateConfig, *, horizon: int, seed:
         _not_worse(evidence, resamples, tail, problem, config, best_base=False),
         _top_decile(top_by_date[1], resamples, tail, problem),
         _regimes(evidence, config, block_days, tail, seed),
+        _portfolio(evidence.portfolio, config),
     ]
     return _decision(criteria, config)
 
@@ -158,7 +167,8 @@ def _decision(criteria: list[Criterion], config: GateConfig) -> GateDecision:
         summary = f"PROMOTED: all {len(criteria)} criteria passed."
         explanation = (f"The ensemble showed a directional edge on the holdout, the period it never saw, that "
                        f"holds with {level} confidence against chance, against volatility alone and against "
-                       "simple rules, with no sign of leakage. It is now the production model. An edge "
+                       "simple rules, and following it earned more after costs than holding every stock "
+                       "equally, with no sign of leakage. It is now the production model. An edge "
                        "in the past is no promise of future returns: start small and watch the live record.")
     return GateDecision(criteria, not failed, summary, explanation)
 
@@ -351,6 +361,42 @@ def _top_decile(excess: np.ndarray, resamples: _Resamples | None, tail: float,
                         "better than the rest."), low, high)
 
 
+def _portfolio(summary: Mapping[str, float | None] | None, config: GateConfig) -> Criterion:
+    """The simulated account after costs: its excess over equal weight AND over the volatility-only
+    strategy must have interval lower bounds above 0 (on a log random walk, buying the most
+    volatile names earns the convexity premium in simple returns, so beating equal weight alone
+    proves nothing); the DSR is shown, and judged when gate.min_dsr > 0."""
+    name = PORTFOLIO_CRITERION
+    figures = {key: _number(value) for key, value in (summary or {}).items()}
+    needed = ("excess_return", "excess_return_low", "excess_return_high", "excess_vs_vol_only",
+              "excess_vs_vol_only_low", "excess_vs_vol_only_high")
+    if any(figures.get(key) is None for key in needed):
+        return _unproven(name, 0.0, "The simulated account's excess return after costs",
+                         "the portfolio phase stored no excess returns with intervals for this run "
+                         "(too short a holdout for two bootstrap blocks, or not simulated)")
+    dsr = figures.get("dsr")
+    beats_equal = figures["excess_return_low"] > 0.0
+    beats_vol = figures["excess_vs_vol_only_low"] > 0.0
+    dsr_ok = config.min_dsr <= 0.0 or (dsr is not None and dsr >= config.min_dsr)
+    passed = beats_equal and beats_vol and dsr_ok
+    dsr_text = "n/a" if dsr is None else f"{dsr:.2f}"
+    text = (f"After costs, the strategy earned {figures['excess_return']:+.1%} a year more than the equal-weight "
+            f"universe (interval [{figures['excess_return_low']:+.1%}, {figures['excess_return_high']:+.1%}]) "
+            f"and {figures['excess_vs_vol_only']:+.1%} more than the same strategy on the volatility-only model "
+            f"([{figures['excess_vs_vol_only_low']:+.1%}, {figures['excess_vs_vol_only_high']:+.1%}]); Deflated "
+            f"Sharpe Ratio {dsr_text}" + (f" (required >= {config.min_dsr:.2f})" if config.min_dsr > 0 else
+                                          " (shown, not judged: gate.min_dsr = 0)") + ": ")
+    if passed:
+        text += "both lower bounds above 0."
+    else:
+        reasons = [what for what, ok in (("the excess over equal weight is not wholly above 0", beats_equal),
+                                         ("the excess over the volatility-only strategy is not wholly above 0",
+                                          beats_vol), ("the DSR is below the threshold", dsr_ok)) if not ok]
+        text += "; ".join(reasons) + "."
+    return Criterion(name, figures["excess_return"], 0.0, passed, text, figures["excess_return_low"],
+                     figures["excess_return_high"])
+
+
 def _regimes(evidence: HoldoutEvidence, config: GateConfig, block_days: int, tail: float,
              seed: int) -> Criterion:
     """Each regime with enough barrier-touching samples on enough distinct dates gets its own
@@ -453,11 +499,13 @@ def load_evidence(connection: sqlite3.Connection, run_id: str) -> HoldoutEvidenc
         if not np.isnan(values).any():
             probabilities[str(model)] = values
     regimes = ensemble["regime"].astype(object)
+    portfolio = dict(connection.execute("SELECT metric, value FROM portfolio_summary WHERE run_id = ? AND "
+                                        "strategy = ?", (run_id, ENSEMBLE)).fetchall())
     return HoldoutEvidence(
         y=ensemble["label"].to_numpy(dtype=int), returns=ensemble["realised_return"].to_numpy(dtype=float),
         dates=ensemble["entry_date"].to_numpy(dtype="datetime64[D]"),
         regimes=regimes.where(regimes.notna(), None).to_numpy(dtype=object), probabilities=probabilities,
-        metrics=performance.set_index("model").to_dict("index"))
+        metrics=performance.set_index("model").to_dict("index"), portfolio=portfolio or None)
 
 
 def record_decision(connection: sqlite3.Connection, run_id: str, decision: GateDecision,

@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from trainer.ml.metrics import BUY, SELL, TOP_SHARE, directional_score
+from trainer.ml.metrics import BUY, SELL, directional_score
 
 CLASS_NAMES = ("SELL", "HOLD", "BUY")
 DPI = 110
@@ -78,37 +78,58 @@ def _quantile_bins(values: np.ndarray, bins: int) -> np.ndarray:
     return np.clip(np.searchsorted(edges, values, side="right") - 1, 0, max(len(edges) - 2, 0))
 
 
-def equity_series(dates: np.ndarray, score: np.ndarray, returns: np.ndarray) -> pd.DataFrame:
-    """Per entry date: mean realised return of that date's top-decile-by-score samples (at least
-    one) and of all that date's samples, plus their running sums.
+def nav_and_drawdown(navs: Mapping[str, pd.Series], path: Path) -> Path:
+    """Each account's NAV on a log scale, and underneath each one's drawdown from its running peak."""
+    figure = Figure(figsize=(10, 6.5), layout="constrained")
+    top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 1.3))
+    for number, (name, nav) in enumerate(navs.items()):
+        width = 2.2 if number == 0 else 1.2
+        top.plot(nav.index, nav.to_numpy(), lw=width, label=name)
+        peaks = np.maximum.accumulate(np.r_[1.0, nav.to_numpy()])[1:]
+        bottom.plot(nav.index, nav.to_numpy() / peaks - 1.0, lw=width, label=name)
+    top.set_yscale("log")
+    top.yaxis.set_major_formatter(lambda value, _: f"{value:g}")
+    top.yaxis.set_minor_formatter(lambda value, _: f"{value:g}")
+    top.axhline(1.0, color="black", lw=0.6)
+    top.set(title="Account value after costs (start = 1, log scale)", ylabel="value")
+    top.legend()
+    bottom.set(ylabel="drawdown", xlabel="date")
+    bottom.yaxis.set_major_formatter(lambda value, _: f"{value:.0%}")
+    return _save(figure, path)
 
-    Running sums, not compounded wealth: trades entered on nearby dates overlap in time, so this
-    is a comparison of signal quality, not the account balance of a tradable strategy.
-    """
-    frame = pd.DataFrame({"date": pd.to_datetime(np.asarray(dates)), "p": np.asarray(score, dtype=float),
-                          "r": np.asarray(returns, dtype=float)})
-    frame = frame.sort_values(["date", "p"], ascending=[True, False], kind="stable")
-    rank = frame.groupby("date").cumcount()
-    size = frame.groupby("date")["p"].transform("size")
-    top = frame[rank < np.maximum(1, np.ceil(size * TOP_SHARE))]
-    series = pd.DataFrame({"top_decile": top.groupby("date")["r"].mean(),
-                           "all": frame.groupby("date")["r"].mean()})
-    series["cum_top_decile"] = series["top_decile"].cumsum()
-    series["cum_all"] = series["all"].cumsum()
-    return series
+
+def monthly_returns(daily_returns: pd.Series) -> pd.DataFrame:
+    """Compounded net return per calendar month: years as rows, months 1-12 as columns (NaN: no days)."""
+    months = (1.0 + daily_returns).groupby([daily_returns.index.year, daily_returns.index.month]).prod() - 1.0
+    table = months.unstack()
+    return table.reindex(columns=range(1, 13))
 
 
-def equity_curve(dates: np.ndarray, score: np.ndarray, returns: np.ndarray, path: Path) -> Path:
-    """Running sum of per-date mean returns: top decile by the directional score vs all samples (see equity_series)."""
-    series = equity_series(dates, score, returns)
-    figure = Figure(figsize=(10, 5), layout="constrained")
+def monthly_heatmap(daily_returns: pd.Series, path: Path, title: str) -> Path:
+    table = monthly_returns(daily_returns)
+    figure = Figure(figsize=(10, 0.5 * len(table) + 1.6), layout="constrained")
     ax = figure.subplots()
-    ax.plot(series.index, series["cum_top_decile"], lw=2, label="top tenth of each date by directional score")
-    ax.plot(series.index, series["cum_all"], lw=1.5, color="grey", label="all samples of each date")
+    limit = max(float(np.nanmax(np.abs(table.to_numpy()))) if table.size else 0.01, 0.01)
+    image = ax.imshow(table.to_numpy(), cmap="RdYlGn", vmin=-limit, vmax=limit, aspect="auto")
+    for (row, column), value in np.ndenumerate(table.to_numpy()):
+        if np.isfinite(value):
+            ax.text(column, row, f"{value:+.1%}", ha="center", va="center", fontsize=7)
+    ax.set_xticks(range(12), ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"])
+    ax.set_yticks(range(len(table)), [str(year) for year in table.index])
+    ax.set(title=title)
+    figure.colorbar(image, ax=ax, format=lambda value, _: f"{value:.0%}")
+    return _save(figure, path)
+
+
+def rolling_sharpe(returns: Mapping[str, pd.Series], path: Path, window: int = 126) -> Path:
+    """Annualised Sharpe ratio of the last `window` trading days (126: six months), per account."""
+    figure = Figure(figsize=(10, 4), layout="constrained")
+    ax = figure.subplots()
+    for name, series in returns.items():
+        rolling = series.rolling(window)
+        ax.plot(series.index, rolling.mean() / rolling.std() * np.sqrt(252), lw=1.5, label=name)
     ax.axhline(0, color="black", lw=0.6)
-    ax.set(title="Holdout: running sum of per-entry-date mean realised returns",
-           xlabel="entry date", ylabel="sum of per-date mean returns")
-    ax.yaxis.set_major_formatter(lambda value, _: f"{value:.0%}")
+    ax.set(title=f"Rolling Sharpe ratio over {window} trading days (after costs)", xlabel="date", ylabel="Sharpe")
     ax.legend()
     return _save(figure, path)
 

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trainer.ml.metrics import directional_score
 from trainer.ml.shap_analysis import ALL_CLASSES, CLASS_NAMES, importance_stability
 from trainer.promotion.gate import BASELINE, ENSEMBLE, RULE, VOL_ONLY, latest_decision
 from trainer.reporting import plots
@@ -390,25 +389,84 @@ def _calibration(data: _RunData, out_dir: Path) -> str:
                     _img(path, "calibration plot"))
 
 
-def _equity(data: _RunData, out_dir: Path) -> str:
-    samples, _ = _aligned(data, [ENSEMBLE])
-    if samples.empty:
-        return _section("equity", "Top tenth by directional score over the holdout", _empty(NO_PREDICTIONS))
-    score = directional_score(samples[["p_sell", "p_hold", "p_buy"]].to_numpy(dtype=float))
-    args = (samples["entry_date"].to_numpy(), score, samples["realised_return"].to_numpy())
-    series = plots.equity_series(*args)
-    path = plots.equity_curve(*args, out_dir / "equity.png")
+# (strategy, label) in the order the portfolio table shows them; base models follow as trials.
+PORTFOLIO_STRATEGIES = (("ensemble", "Strategy (ensemble signals)"),
+                        ("benchmark_equal_weight", "Equal weight, all stocks"), ("benchmark_spy", "SPY buy-and-hold"),
+                        ("benchmark_vol_only", "Volatility-only signals"),
+                        ("benchmark_rule", "One-feature rule signals"))
+# (metric, header, kind) of the portfolio table; kind as in format_value.
+PORTFOLIO_METRICS = (("total_return", "Total return", "return"), ("annual_return", "Annual return", "return"),
+                     ("annual_volatility", "Annual volatility", "return"), ("sharpe", "Sharpe", "ratio"),
+                     ("sortino", "Sortino", "ratio"), ("max_drawdown", "Max drawdown", "return"),
+                     ("calmar", "Calmar", "ratio"), ("turnover", "Turnover a year", "ratio"),
+                     ("hit_rate", "Hit rate", "ratio"), ("exposure", "Exposure", "ratio"),
+                     ("n_trades", "Trades", "count"), ("avg_holding_days", "Avg. days held", "seconds"),
+                     ("costs", "Costs paid", "return"), ("excess_return", "Excess over equal weight a year", "return"),
+                     ("psr", "PSR", "ratio"), ("dsr", "DSR", "ratio"))
+NO_PORTFOLIO = "No portfolio simulation is stored for this run (runs of earlier releases had none)."
+
+
+def _portfolio(data: _RunData, out_dir: Path) -> str:
+    summary = data.query("SELECT strategy, metric, value FROM portfolio_summary WHERE run_id = ?")
+    daily = data.query("SELECT strategy, date, nav, net_return FROM portfolio_daily WHERE run_id = ? ORDER BY date")
+    title = "A portfolio you could trade: the signals after costs"
+    if summary.empty or daily.empty:
+        return _section("portfolio", title, _empty(NO_PORTFOLIO))
+    facts = data.fact("portfolio") or {}
+    settings = facts.get("settings", {})
+    values = {(row.strategy, row.metric): row.value for row in summary.itertuples()}
+    daily["date"] = pd.to_datetime(daily["date"])
+    shown = [(name, label) for name, label in PORTFOLIO_STRATEGIES if (name, "sharpe") in values]
+    navs = {label: _series(daily, name, "nav") for name, label in shown}
+    nav_path = plots.nav_and_drawdown(navs, out_dir / "portfolio_nav.png")
+    heatmap = plots.monthly_heatmap(_series(daily, ENSEMBLE, "net_return"), out_dir / "portfolio_monthly.png",
+                                    "Strategy: net return per month")
+    rolling = plots.rolling_sharpe({label: _series(daily, name, "net_return") for name, label in shown[:2]},
+                                   out_dir / "portfolio_rolling_sharpe.png")
+    top = settings.get("top")
+    held = (f"the top {top:.0%} of the stocks" if isinstance(top, float) and top < 1 else f"the top {top:.0f} stocks")
+    side = " long and the bottom as many short (half the capital each side)" if settings.get("long_short") else ""
+    ensemble = facts.get(ENSEMBLE, {})
     return _section(
-        "equity", "Top tenth by directional score over the holdout",
-        _p("How it is built: for each entry date in the holdout, the samples of that date are ranked by the "
-           "ensemble's directional score P(BUY) / (P(BUY) + P(SELL)); the mean realised return of the top "
-           "tenth (at least one sample) is compared with the mean of all that date's samples, and both are "
-           "summed over dates. Trades last up to the label horizon and overlap, so the curves are running "
-           "sums of per-date averages, not the compounded balance of an account that could trade them."),
-        _p(f"Over {len(series)} entry dates: top-decile sum "
-           f"{format_value('return', series['cum_top_decile'].iloc[-1])}, all-sample sum "
-           f"{format_value('return', series['cum_all'].iloc[-1])}."),
-        _img(path, "equity curve"))
+        "portfolio", title,
+        _p(f"How it is built: every {settings.get('stride')} trading days one of {settings.get('tranches')} "
+           f"tranches of the capital buys {held} ranked by the ensemble's directional score{side}, in equal "
+           f"weights; a position ends when its label's trade does ({settings.get('exits')}) and waits in cash "
+           f"for its tranche's next turn, so the account never holds more than its capital. Each trade costs "
+           f"{settings.get('cost_bps', 0) + settings.get('slippage_bps', 0):g} basis points per side; values are "
+           "marked to market every day with adjusted closes. The same account is run on the volatility-only "
+           "model and the one-feature rule, and equal weight holds every stock with a signal."),
+        _p(f"Holdout {ensemble.get('start')} to {ensemble.get('end')}; the strategy's deepest drawdown ran from "
+           f"{ensemble.get('max_drawdown_peak') or 'the start'} to {ensemble.get('max_drawdown_trough') or 'n/a'}. "
+           f"The Deflated Sharpe Ratio counts {facts.get('trials', 'n/a')} candidates tried in this run (each "
+           "base model, the ensemble and the two benchmarks): the probability that the Sharpe ratio is real "
+           "after picking the best of them."),
+        _portfolio_table(values, shown, ""),
+        _img(nav_path, "account value and drawdown"), _img(heatmap, "monthly returns"),
+        _img(rolling, "rolling six-month Sharpe ratio"),
+        _details("Out-of-fold period (less trustworthy: the ensemble weights and the rule were chosen on it)",
+                 _portfolio_table(values, [(name + "_oof", label) for name, label in PORTFOLIO_STRATEGIES
+                                           if (name + "_oof", "sharpe") in values], "_oof")))
+
+
+def _series(daily: pd.DataFrame, strategy: str, column: str) -> pd.Series:
+    rows = daily[daily["strategy"] == strategy]
+    return pd.Series(rows[column].to_numpy(dtype=float), index=pd.DatetimeIndex(rows["date"]))
+
+
+def _portfolio_table(values: dict[tuple[str, str], Any], strategies: list[tuple[str, str]], suffix: str) -> str:
+    rows = []
+    for name, label in strategies:
+        cells = [_td(label, "text")]
+        for metric, _, kind in PORTFOLIO_METRICS:
+            text = format_value(kind, values.get((name, metric)))
+            if metric == "excess_return" and (name, "excess_return_low") in values:
+                low, high = values[(name, "excess_return_low")], values.get((name, "excess_return_high"))
+                text += f" [{format_value('return', low)}, {format_value('return', high)}]"
+            cells.append(_td(text, table="portfolio_summary", strategy=name, metric=metric))
+        rows.append(cells)
+    return _table(["Account" + (" (out of fold)" if suffix else "")] + [header for _, header, _ in PORTFOLIO_METRICS],
+                  rows, lambda i: "ensemble" if strategies[i][0] == ENSEMBLE + suffix else "")
 
 
 def _regimes(data: _RunData, out_dir: Path) -> str:
@@ -523,5 +581,5 @@ def _gate(data: _RunData, out_dir: Path) -> str:
 
 
 SECTIONS: list[Callable[[_RunData, Path], str]] = [
-    _summary, _symbols, _labels, _models, _roc, _calibration, _equity, _regimes, _sectors, _shap, _gate]
+    _summary, _symbols, _labels, _models, _roc, _calibration, _portfolio, _regimes, _sectors, _shap, _gate]
 
