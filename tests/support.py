@@ -94,6 +94,9 @@ def database_snapshot(workdir: Path) -> dict[str, list[tuple]]:
             "predictions": "SELECT model, symbol, entry_date, p_sell, p_hold, p_buy FROM model_predictions "
                            "ORDER BY model, symbol, entry_date",
             "decisions": "SELECT decision FROM model_promotion_history ORDER BY id",
+            "portfolio_daily": "SELECT strategy, date, nav, gross_return, net_return, exposure, turnover, costs "
+                               "FROM portfolio_daily ORDER BY strategy, date",
+            "portfolio_summary": "SELECT strategy, metric, value FROM portfolio_summary ORDER BY strategy, metric",
         }
         return {name: connection.execute(query).fetchall() for name, query in queries.items()}
     finally:

@@ -44,6 +44,7 @@ def _args(workdir, config):
     "backtest.after_commit:3",        # committed to SQLite, not yet in the checkpoint
     "checkpoint.temp_written:9",      # during a checkpoint write: temp file fsynced, not renamed
     "training.fold_fitted:6",         # inside the second model's cross-validation
+    "portfolio.after_commit:1",       # portfolio tables written, the phase not yet in the checkpoint
 ])
 def test_sigkill_at_a_critical_moment_then_resume_matches_uninterrupted_run(tmp_path, reference, crash_at):
     _, expected_db, expected_totals = reference

@@ -20,6 +20,7 @@ import pandas as pd
 
 from backend import store
 from trainer import console
+from trainer.crash_points import crash_point
 from trainer.ml.metrics import directional_score
 from trainer.phases.prices import load_symbol
 from trainer.phases.training import (
@@ -109,6 +110,7 @@ def run_portfolio_phase(context: RunContext) -> None:
         store.write_rows(connection, "portfolio_summary", summary_rows)
         store.write_rows(connection, "run_facts", [{"run_id": context.run_id, "key": "portfolio",
                                                     "value_json": json.dumps(facts)}])
+    crash_point("portfolio.after_commit")
     _report(results, summary_rows)
     context.state["portfolio"] = {"completed": True, "results": results}
     context.advance("portfolio")
