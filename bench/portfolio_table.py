@@ -14,7 +14,8 @@ import sqlite3
 import sys
 from pathlib import Path
 
-MAIN = ("ensemble", "benchmark_equal_weight", "benchmark_spy", "benchmark_vol_only", "benchmark_rule")
+MAIN = ("ensemble", "benchmark_equal_weight", "benchmark_spy", "benchmark_vol_only", "benchmark_rule",
+        "benchmark_vol_matched")
 COLUMNS = (("annual_return", "ann.ret", "pct"), ("annual_volatility", "ann.vol", "pct"), ("sharpe", "Sharpe", "f2"),
            ("sortino", "Sortino", "f2"), ("max_drawdown", "maxDD", "pct"), ("calmar", "Calmar", "f2"),
            ("turnover", "turn/yr", "f1"), ("hit_rate", "hit", "pct"), ("exposure", "expo", "pct"),
@@ -60,11 +61,12 @@ def main() -> int:
         for name in names:
             print(f"{name:<30}" + "".join(f"{_fmt(values.get((name, metric)), kind):>10}"
                                           for metric, _, kind in COLUMNS))
-        if not suffix and (("ensemble", "excess_vs_vol_only") in values):
-            print("ensemble over the volatility-only account: "
-                  f"{_fmt(values[('ensemble', 'excess_vs_vol_only')], 'pct')} a year "
-                  f"[{_fmt(values.get(('ensemble', 'excess_vs_vol_only_low')), 'pct')}, "
-                  f"{_fmt(values.get(('ensemble', 'excess_vs_vol_only_high')), 'pct')}]")
+        for key, what in (("excess_vs_vol_only", "the volatility-only account"),
+                          ("excess_vs_vol_matched", "its volatility twin")):
+            if ("ensemble" + suffix, key) in values:
+                print(f"ensemble{suffix} over {what}: {_fmt(values[('ensemble' + suffix, key)], 'pct')} a year "
+                      f"[{_fmt(values.get(('ensemble' + suffix, key + '_low')), 'pct')}, "
+                      f"{_fmt(values.get(('ensemble' + suffix, key + '_high')), 'pct')}]")
     return 0
 
 

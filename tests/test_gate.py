@@ -34,6 +34,8 @@ ALL_NAMES = ["leakage_alarm", "beats_baseline_log_loss", "directional_edge_over_
 # What the portfolio phase stores for an ensemble whose account beats both benchmarks after costs.
 GOOD_PORTFOLIO = {"excess_return": 0.06, "excess_return_low": 0.01, "excess_return_high": 0.11,
                   "excess_vs_vol_only": 0.08, "excess_vs_vol_only_low": 0.02, "excess_vs_vol_only_high": 0.14,
+                  "excess_vs_vol_matched": 0.05, "excess_vs_vol_matched_low": 0.005,
+                  "excess_vs_vol_matched_high": 0.1,
                   "dsr": 0.97, "sharpe": 1.1}
 PRIOR = np.array([0.2, 0.6, 0.2])
 
@@ -240,6 +242,7 @@ def test_a_holdout_too_short_for_blocks_fails_every_statistical_criterion(good):
 @pytest.mark.parametrize(("change", "words"), [
     ({"excess_return_low": -0.01}, "the excess over equal weight is not wholly above 0"),
     ({"excess_vs_vol_only_low": -0.001}, "the excess over the volatility-only strategy is not wholly above 0"),
+    ({"excess_vs_vol_matched_low": -0.02}, "the excess over its volatility twin is not wholly above 0"),
     ({"excess_return_low": None}, "could not be measured"),
 ])
 def test_an_account_that_does_not_beat_both_benchmarks_after_costs_fails(good, change, words):

@@ -228,3 +228,64 @@ def test_excess_return_and_its_interval():
     noisy = pd.DataFrame({"net_return": rng.normal(0, 0.01, 200)}, index=dates)
     point, low, high = excess_return(noisy, base, block_days=20, reps=500, confidence=0.95, seed=0)
     assert low < point < high and low < 0 < high
+
+
+def _random_walk_panel(symbols: int, days: int, seed: int) -> tuple[Panel, dict[str, pd.Series], np.ndarray]:
+    """Driftless LOG random walks with daily volatilities from 1% to 6%: no direction to find."""
+    rng = np.random.default_rng(seed)
+    sigma = np.linspace(0.01, 0.06, symbols)
+    dates = pd.bdate_range("2010-01-01", periods=days)
+    paths = 100 * np.exp(np.cumsum(rng.normal(0, 1, (days, symbols)) * sigma, axis=0))
+    closes = {f"S{i:03d}": pd.Series(paths[:, i], index=dates) for i in range(symbols)}
+    return Panel.from_closes(closes), closes, sigma
+
+
+def test_holding_volatile_stocks_beats_equal_weight_on_a_random_walk_but_not_its_volatility_twin():
+    """The convexity trap: on driftless log prices a volatile stock's simple return has mean
+    exp(sigma^2 / 2) - 1 > 0, so an account that just holds the most volatile stocks out-earns
+    equal weight with no knowledge of direction; the twin holding other stocks of the same
+    volatility earns the same, so the excess over the twin is nothing."""
+    from trainer.portfolio.simulation import trailing_volatility
+
+    panel, closes, _ = _random_walk_panel(300, 3000, seed=11)
+    exits = exit_rows(panel, closes, horizon=20, barrier_k=1.5, vol_window=20, exits="barriers")
+    held = exit_rows(panel, closes, horizon=20, barrier_k=1.5, vol_window=20, exits="horizon")
+    volatility = trailing_volatility(panel, closes, 20)
+    rebalance = np.arange(25, 2970, 5)
+    scores = volatility[rebalance]  # the most volatile first
+    rules = Rules(top=0.1, cost=0.001, tranches=4)
+    strategy = simulate(panel, exits, rebalance, scores, rules, last_row=2974).daily
+    equal = simulate(panel, held, rebalance, np.zeros_like(scores), rules.holding(), last_row=2974).daily
+    twin = simulate(panel, exits, rebalance, scores, rules, last_row=2974, match_volatility=volatility).daily
+    _, low, _ = excess_return(strategy, equal, block_days=20, reps=500, confidence=0.95, seed=0)
+    assert low > 0.03, "precondition: volatility alone beats equal weight on a random walk"
+    point, low, high = excess_return(strategy, twin, block_days=20, reps=500, confidence=0.95, seed=0)
+    assert low < 0 < high and abs(point) < 0.05, (point, low, high)
+
+
+def test_the_volatility_twin_holds_other_stocks_of_the_nearest_volatility():
+    from trainer.portfolio.simulation import volatility_matched
+
+    target = np.array([0.5, 0.0, 0.0, 0.5, 0.0, 0.0])
+    volatility = np.array([0.030, 0.029, 0.0095, 0.011, 0.012, np.nan])
+    matched = volatility_matched(target, np.ones(6, dtype=bool), volatility)
+    assert matched.tolist() == [0.0, 0.5, 0.0, 0.0, 0.5, 0.0]
+    short = volatility_matched(np.array([0.5, -0.5, 0, 0]), np.ones(4, dtype=bool), np.array([1.0, 2.0, 1.1, 2.2]))
+    assert short.tolist() == [0, 0, 0.5, -0.5]
+
+
+def test_a_planted_direction_signal_still_beats_its_volatility_twin():
+    from trainer.portfolio.simulation import trailing_volatility
+
+    panel, closes, _ = _random_walk_panel(300, 1500, seed=12)
+    exits = exit_rows(panel, closes, horizon=20, barrier_k=1.5, vol_window=20, exits="barriers")
+    volatility = trailing_volatility(panel, closes, 20)
+    rebalance = np.arange(25, 1470, 5)
+    future = np.log(panel.close[rebalance + 20] / panel.close[rebalance])
+    noise = np.random.default_rng(0).normal(0, 1, future.shape)
+    scores = future / volatility[rebalance] + 40 * noise  # a faint view of the next 20 days
+    rules = Rules(top=0.1, cost=0.001, tranches=4)
+    strategy = simulate(panel, exits, rebalance, scores, rules, last_row=1474).daily
+    twin = simulate(panel, exits, rebalance, scores, rules, last_row=1474, match_volatility=volatility).daily
+    _, low, _ = excess_return(strategy, twin, block_days=20, reps=500, confidence=0.95, seed=0)
+    assert low > 0

@@ -110,6 +110,38 @@ def exit_rows(panel: Panel, closes: dict[str, pd.Series], *, horizon: int, barri
     return result
 
 
+def trailing_volatility(panel: Panel, closes: dict[str, pd.Series], vol_window: int) -> np.ndarray:
+    """(D, n) the labels' sigma: std (ddof 1) of the last vol_window daily log returns on each
+    symbol's own dates, up to and including each date (NaN before there are enough)."""
+    result = np.full(panel.close.shape, np.nan)
+    for column, symbol in enumerate(panel.symbols):
+        close = closes[symbol].dropna().sort_index()
+        sigma = np.log(close).diff().rolling(vol_window, min_periods=vol_window).std()
+        result[panel.rows_of(close.index.to_numpy(dtype="datetime64[D]")), column] = sigma.to_numpy()
+    return result
+
+
+def volatility_matched(target: np.ndarray, candidates: np.ndarray, volatility: np.ndarray) -> np.ndarray:
+    """The same weights moved to other stocks of the same volatility: each held stock (largest
+    weight first) hands its weight to the not-held candidate whose trailing volatility is nearest
+    (each used once; when they run out, the nearest candidate again). An account holding these
+    earns what the strategy's volatility exposure alone earns, e.g. the convexity premium
+    sigma^2/2 of simple returns, which a strategy can collect without knowing any direction."""
+    matched = np.zeros_like(target)
+    held = np.flatnonzero(target)
+    pool = np.flatnonzero(candidates & np.isfinite(volatility) & (target == 0))
+    if held.size == 0 or pool.size == 0:
+        return matched
+    available = np.ones(pool.size, dtype=bool)
+    for column in held[np.argsort(-np.abs(target[held]), kind="stable")]:
+        own = volatility[column] if np.isfinite(volatility[column]) else np.nanmedian(volatility[pool])
+        distance = np.abs(volatility[pool] - own)
+        choice = np.argmin(np.where(available, distance, np.inf)) if available.any() else np.argmin(distance)
+        available[choice] = False
+        matched[pool[choice]] += target[column]
+    return matched
+
+
 @dataclass(frozen=True)
 class Simulation:
     """daily: per calendar date nav, gross_return, net_return, exposure, turnover, costs.
@@ -148,12 +180,14 @@ def weights(scores: np.ndarray, candidates: np.ndarray, rules: Rules) -> np.ndar
 
 
 def simulate(panel: Panel, exits: np.ndarray, rebalance_rows: np.ndarray, scores: np.ndarray,
-             rules: Rules, *, last_row: int | None = None) -> Simulation:
+             rules: Rules, *, last_row: int | None = None, match_volatility: np.ndarray | None = None) -> Simulation:
     """Run the account from the first rebalance row to last_row (default: the last calendar row).
 
     scores: (R, n), the directional score of each symbol at each rebalance (NaN: not a candidate).
     A symbol is a candidate only when it has a score, a price and a trade that can start that day.
-    Holdings are signed values per tranche; a tranche's equity is its cash plus its holdings."""
+    Holdings are signed values per tranche; a tranche's equity is its cash plus its holdings.
+    match_volatility (D, n trailing volatility): hold, instead of each pick, the candidate of the
+    nearest volatility that was not picked (see volatility_matched): the strategy's volatility twin."""
     rebalance_rows = np.asarray(rebalance_rows, dtype=np.int64)
     if rebalance_rows.size == 0:
         raise ValueError("no rebalance dates: there are no signals in this period")
@@ -203,6 +237,8 @@ def simulate(panel: Panel, exits: np.ndarray, rebalance_rows: np.ndarray, scores
             equity = cash[tranche] + hold[tranche].sum()
             candidates = np.isfinite(scores[rebalancing]) & np.isfinite(close[row]) & (exits[row] > row)
             target = weights(scores[rebalancing], candidates, rules)
+            if match_volatility is not None:
+                target = volatility_matched(target, candidates, match_volatility[row])
             change = np.abs(target * equity - hold[tranche]).sum()
             fee = rules.cost * change
             equity -= fee

@@ -393,7 +393,8 @@ def _calibration(data: _RunData, out_dir: Path) -> str:
 PORTFOLIO_STRATEGIES = (("ensemble", "Strategy (ensemble signals)"),
                         ("benchmark_equal_weight", "Equal weight, all stocks"), ("benchmark_spy", "SPY buy-and-hold"),
                         ("benchmark_vol_only", "Volatility-only signals"),
-                        ("benchmark_rule", "One-feature rule signals"))
+                        ("benchmark_rule", "One-feature rule signals"),
+                        ("benchmark_vol_matched", "Volatility twin (same volatility, other stocks)"))
 # (metric, header, kind) of the portfolio table; kind as in format_value.
 PORTFOLIO_METRICS = (("total_return", "Total return", "return"), ("annual_return", "Annual return", "return"),
                      ("annual_volatility", "Annual volatility", "return"), ("sharpe", "Sharpe", "ratio"),
@@ -435,7 +436,10 @@ def _portfolio(data: _RunData, out_dir: Path) -> str:
            f"for its tranche's next turn, so the account never holds more than its capital. Each trade costs "
            f"{settings.get('cost_bps', 0) + settings.get('slippage_bps', 0):g} basis points per side; values are "
            "marked to market every day with adjusted closes. The same account is run on the volatility-only "
-           "model and the one-feature rule, and equal weight holds every stock with a signal."),
+           "model and the one-feature rule; equal weight holds every stock with a signal; the volatility twin "
+           "holds, instead of each of the strategy's picks, the unpicked stock of the nearest volatility, so it "
+           "earns what volatility alone earns (in simple returns volatile stocks gain on average even without "
+           "any trend), and the strategy must beat it too."),
         _p(f"Holdout {ensemble.get('start')} to {ensemble.get('end')}; the strategy's deepest drawdown ran from "
            f"{ensemble.get('max_drawdown_peak') or 'the start'} to {ensemble.get('max_drawdown_trough') or 'n/a'}. "
            f"The Deflated Sharpe Ratio counts {facts.get('trials', 'n/a')} candidates tried in this run (each "
