@@ -35,7 +35,7 @@ def test_every_entry_point_works_on_a_console_without_unicode(tmp_path, encoding
 
     run = run_program("run_training.py", *demo_args(workdir, config, 3), env=env)
     assert_clean(run, 0, "run_training.py")
-    assert "Report:" in run.stdout and "Verdict" in run.stdout
+    assert "Report:" in run.stdout and "Verdict" in run.stdout and "Account after costs" in run.stdout
     assert read_checkpoint(workdir)["current_phase"] == "complete"
     if encoding == "ascii":
         assert run.stdout.isascii() and run.stderr.isascii()

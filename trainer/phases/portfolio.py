@@ -20,6 +20,8 @@ import dataclasses
 import json
 import logging
 import math
+import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +29,7 @@ import pandas as pd
 
 from backend import store
 from trainer import console
+from trainer.config import Config
 from trainer.crash_points import crash_point
 from trainer.ml.metrics import directional_score
 from trainer.phases.prices import load_symbol
@@ -70,23 +73,54 @@ class Period:
     scores: dict[str, np.ndarray]  # predictor -> score per row (NaN: no prediction)
 
 
+@dataclass(frozen=True)
+class PortfolioTables:
+    """What the phase stores: portfolio_daily and portfolio_summary rows, the 'portfolio' fact, and
+    the holdout figures the verdict shows (strategy -> sharpe, max_drawdown, annual_return)."""
+
+    daily_rows: list[dict]
+    summary_rows: list[dict]
+    facts: dict
+    results: dict[str, dict[str, float]]
+
+    def figures(self, strategy: str) -> dict[str, float | None]:
+        return {row["metric"]: row["value"] for row in self.summary_rows if row["strategy"] == strategy}
+
+
 def run_portfolio_phase(context: RunContext) -> None:
     data = prepare_data(context)
-    config = context.config
-    names = list(config.training.models)
+    names = [*context.config.training.models, ENSEMBLE, BENCHMARK_VOL_ONLY, BENCHMARK_RULE]
+    artifacts = {name: load_artifact(context, name) for name in names}
     closes = _closes(context, np.unique(data.dataset.symbols))
-    panel = Panel.from_closes(closes)
+    tables = build_tables(context.run_id, context.config, data, artifacts, closes,
+                          spy_level(context.connection, context.run_id))
+    with store.transaction(context.connection) as connection:
+        for table in ("portfolio_daily", "portfolio_summary"):
+            connection.execute(f"DELETE FROM {table} WHERE run_id = ?", (context.run_id,))
+        store.write_rows(connection, "portfolio_daily", tables.daily_rows)
+        store.write_rows(connection, "portfolio_summary", tables.summary_rows)
+        store.write_rows(connection, "run_facts", [{"run_id": context.run_id, "key": "portfolio",
+                                                    "value_json": json.dumps(tables.facts)}])
+    crash_point("portfolio.after_commit")
+    _report(tables)
+    context.state["portfolio"] = {"completed": True, "results": tables.results}
+    context.advance("portfolio")
+
+
+def build_tables(run_id: str, config: Config, data: TrainingData, artifacts: Mapping[str, dict],
+                 closes: dict[str, pd.Series], spy: pd.Series | None) -> PortfolioTables:
+    """Every account of both periods and its figures: a pure function of the stored samples,
+    artifacts and prices (bench/replay_portfolio.py calls it with other settings)."""
     labels = config.labels
+    panel = Panel.from_closes(closes)
     barrier_exits = exit_rows(panel, closes, horizon=labels.horizon, barrier_k=labels.barrier_k,
                               vol_window=labels.vol_window, exits=config.portfolio.exits)
     held_exits = exit_rows(panel, closes, horizon=labels.horizon, barrier_k=labels.barrier_k,
                            vol_window=labels.vol_window, exits="horizon")
     volatility = trailing_volatility(panel, closes, labels.vol_window)
     rules = Rules.from_config(config.portfolio, labels)
-    spy = _spy_level(context)
-    daily_rows, summary_rows, facts = [], [], {}
-    results = {}
-    for period in _periods(context, data, names):
+    daily_rows, summary_rows, facts, results = [], [], {}, {}
+    for period in _periods(config, data, artifacts):
         suffix = "" if period.name == "holdout" else OOF_SUFFIX
         rebalance, candidates = _rebalance_rows(panel, data, period.rows, labels.stride)
         last_row = min(int(rebalance[-1]) + labels.stride - 1, len(panel.dates) - 1)
@@ -107,15 +141,15 @@ def run_portfolio_phase(context: RunContext) -> None:
             figures = summarise(frame, accounts[name].trades if name in accounts else None)
             figures.update(sharpe_statistics(frame, trials))
             if name != EQUAL_WEIGHT:
-                figures.update(_excess(frame, daily[EQUAL_WEIGHT], "excess_return", context))
+                figures.update(_excess(frame, daily[EQUAL_WEIGHT], "excess_return", config))
             if name == ENSEMBLE:
-                figures.update(_excess(frame, daily[BENCHMARK_VOL_ONLY], "excess_vs_vol_only", context))
-                figures.update(_excess(frame, daily[VOL_MATCHED], "excess_vs_vol_matched", context))
+                figures.update(_excess(frame, daily[BENCHMARK_VOL_ONLY], "excess_vs_vol_only", config))
+                figures.update(_excess(frame, daily[VOL_MATCHED], "excess_vs_vol_matched", config))
             strategy = name + suffix
-            summary_rows += [{"run_id": context.run_id, "strategy": strategy, "metric": metric,
+            summary_rows += [{"run_id": run_id, "strategy": strategy, "metric": metric,
                               "value": None if not math.isfinite(value) else float(value)}
                              for metric, value in figures.items()]
-            daily_rows += _daily_rows(context.run_id, strategy, frame)
+            daily_rows += _daily_rows(run_id, strategy, frame)
             _, peak, trough = max_drawdown(frame["nav"])
             facts[strategy] = {"start": str(frame.index[0].date()), "end": str(frame.index[-1].date()),
                                "max_drawdown_peak": None if peak is None else str(peak.date()),
@@ -124,17 +158,7 @@ def run_portfolio_phase(context: RunContext) -> None:
                 results[name] = {key: figures[key] for key in ("sharpe", "max_drawdown", "annual_return")}
         facts["trials"] = len(trials)
     facts["settings"] = {**dataclasses.asdict(config.portfolio), "tranches": rules.tranches, "stride": labels.stride}
-    with store.transaction(context.connection) as connection:
-        for table in ("portfolio_daily", "portfolio_summary"):
-            connection.execute(f"DELETE FROM {table} WHERE run_id = ?", (context.run_id,))
-        store.write_rows(connection, "portfolio_daily", daily_rows)
-        store.write_rows(connection, "portfolio_summary", summary_rows)
-        store.write_rows(connection, "run_facts", [{"run_id": context.run_id, "key": "portfolio",
-                                                    "value_json": json.dumps(facts)}])
-    crash_point("portfolio.after_commit")
-    _report(results, summary_rows)
-    context.state["portfolio"] = {"completed": True, "results": results}
-    context.advance("portfolio")
+    return PortfolioTables(daily_rows, summary_rows, facts, results)
 
 
 def _closes(context: RunContext, symbols: np.ndarray) -> dict[str, pd.Series]:
@@ -149,21 +173,21 @@ def _closes(context: RunContext, symbols: np.ndarray) -> dict[str, pd.Series]:
     return closes
 
 
-def _spy_level(context: RunContext) -> pd.Series | None:
-    rows = context.connection.execute("SELECT date, level FROM market_data WHERE run_id = ? AND proxy = 'SPY' "
-                                      "ORDER BY date", (context.run_id,)).fetchall()
+def spy_level(connection: sqlite3.Connection, run_id: str) -> pd.Series | None:
+    """The run's market proxy level when it is SPY (the demo and sources without SPY have none)."""
+    rows = connection.execute("SELECT date, level FROM market_data WHERE run_id = ? AND proxy = 'SPY' "
+                              "ORDER BY date", (run_id,)).fetchall()
     if not rows:
         return None
     dates, levels = zip(*rows, strict=True)
     return pd.Series(levels, index=pd.DatetimeIndex(dates), dtype=np.float64)
 
 
-def _periods(context: RunContext, data: TrainingData, names: list[str]) -> list[Period]:
-    artifacts = {name: load_artifact(context, name) for name in [*names, ENSEMBLE, BENCHMARK_VOL_ONLY,
-                                                                  BENCHMARK_RULE]}
+def _periods(config: Config, data: TrainingData, artifacts: Mapping[str, dict]) -> list[Period]:
+    names = list(config.training.models)
     holdout_rows = data.split.holdout_idx
     holdout = {name: directional_score(artifacts[name]["holdout"]) for name in [*SIGNAL_STRATEGIES, *names]}
-    voting = data.voting_rows(context.config.training.ensemble_min_train_years)
+    voting = data.voting_rows(config.training.ensemble_min_train_years)
     base_oof = {name: artifacts[name]["oof"][voting] for name in names}
     oof = {ENSEMBLE: artifacts[ENSEMBLE]["selection"].combine(base_oof)}
     for name in (BENCHMARK_VOL_ONLY, BENCHMARK_RULE, *names):
@@ -209,10 +233,10 @@ def _score_matrix(panel: Panel, data: TrainingData, rows: np.ndarray, score: np.
     return matrix
 
 
-def _excess(frame: pd.DataFrame, benchmark: pd.DataFrame, key: str, context: RunContext) -> dict[str, float]:
-    gate = context.config.gate
-    point, low, high = excess_return(frame, benchmark, block_days=context.config.labels.horizon,
-                                     reps=gate.bootstrap_reps, confidence=gate.confidence, seed=context.config.seed)
+def _excess(frame: pd.DataFrame, benchmark: pd.DataFrame, key: str, config: Config) -> dict[str, float]:
+    gate = config.gate
+    point, low, high = excess_return(frame, benchmark, block_days=config.labels.horizon,
+                                     reps=gate.bootstrap_reps, confidence=gate.confidence, seed=config.seed)
     return {key: point, f"{key}_low": low, f"{key}_high": high}
 
 
@@ -225,8 +249,8 @@ def _daily_rows(run_id: str, strategy: str, frame: pd.DataFrame) -> list[dict]:
                 frame["turnover"], frame["costs"], strict=True)]
 
 
-def _report(results: dict[str, dict[str, float]], summary_rows: list[dict]) -> None:
-    excess = {row["metric"]: row["value"] for row in summary_rows if row["strategy"] == ENSEMBLE}
+def _report(tables: PortfolioTables) -> None:
+    results, excess = tables.results, tables.figures(ENSEMBLE)
 
     def pct(value: float | None) -> str:
         return "n/a" if value is None or not math.isfinite(value) else f"{value:+.1%}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ import numpy as np
 
 from backend import store
 from trainer import console
+from trainer.config import Config
 from trainer.crash_points import crash_point
 from trainer.ml.benchmarks import VOLATILITY_FEATURES, choose_rule
 from trainer.ml.dataset import Dataset, Split, load_dataset, make_split
@@ -82,11 +84,14 @@ def _years(period) -> float:
 
 def prepare_data(context: RunContext) -> TrainingData:
     """Load all samples and make the split (a pure function of config and data, so resumes agree)."""
-    dataset = load_dataset(context.connection, context.run_id)
-    training = context.config.training
+    return load_training_data(context.connection, context.run_id, context.config)
+
+
+def load_training_data(connection: sqlite3.Connection, run_id: str, config: Config) -> TrainingData:
+    dataset = load_dataset(connection, run_id)
+    training = config.training
     split = make_split(dataset, n_folds=training.n_folds, holdout_share=training.holdout_share,
-                       min_feature_coverage=training.min_feature_coverage,
-                       embargo_days=context.config.labels.horizon)
+                       min_feature_coverage=training.min_feature_coverage, embargo_days=config.labels.horizon)
     return TrainingData(dataset, split)
 
 
