@@ -37,9 +37,13 @@ def program_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_program(script: str, *args: str | Path, env: dict[str, str] | None = None, timeout: float = 300,
+def run_program(script: str, *args: str | Path, env: dict[str, str] | None = None, timeout: float = 600,
                 input_text: str | None = None) -> subprocess.CompletedProcess:
     """Run one of the three entry points as the user would, capturing its output.
+
+    The default timeout is far above any run here (the small demo runs take 5-20 s): CI machines
+    are shared, and a competing process makes the OpenMP boosters' spinning threads twice as slow
+    (measured: lightgbm on 2,000 rows 0.64 s with two threads idle, 2.16 s beside one busy core).
 
     Python runs with -X faulthandler: if the program outlives `timeout`, SIGABRT makes it print
     every thread's stack before it dies, and the test fails with that stack and the whole output
