@@ -65,6 +65,37 @@ def triple_barrier(close: pd.Series, *, horizon: int, barrier_k: float, vol_wind
                   values[exits] / values[entries] - 1.0, label, barrier)
 
 
+def trade_outcome(close: pd.Series, entry_date: pd.Timestamp, *, horizon: int, barrier_k: float,
+                  vol_window: int) -> dict | None:
+    """The trade entered at the close of entry_date, judged on the closes known so far: a dict like
+    a triple_barrier row (exit_date, exit_reason, realised_return, label, barrier) once a barrier
+    was passed or `horizon` closes have followed, else None (not matured yet). The same sigma,
+    barrier and comparisons as triple_barrier, on however many later closes exist, so a matured
+    trade equals the backtest's trade from that date (a test checks every entry)."""
+    values = close.to_numpy(dtype="float64")
+    row = int(close.index.get_indexer([entry_date])[0])
+    if row < vol_window:
+        return None
+    sigma = float(np.log(close.iloc[row - vol_window:row + 1]).diff().std())
+    barrier = barrier_k * sigma * np.sqrt(horizon)
+    path = values[row + 1:row + 1 + horizon]
+    returns = np.log(path / values[row])[None, :]
+    first_upper = int(_first_true(returns > barrier)[0])
+    first_lower = int(_first_true(returns < -barrier)[0])
+    if first_upper < first_lower:
+        step, reason, label = first_upper, "upper", BUY
+    elif first_lower < first_upper:
+        step, reason, label = first_lower, "lower", SELL
+    elif len(path) == horizon:
+        step, reason, label = horizon - 1, "time", HOLD
+    else:
+        return None
+    exit_row = row + 1 + step
+    return {"exit_date": close.index[exit_row], "exit_reason": reason,
+            "realised_return": float(values[exit_row] / values[row] - 1.0), "label": int(label),
+            "barrier": float(barrier)}
+
+
 def barrier_prices(entry_close: np.ndarray | float, barrier: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
     """(take-profit, stop-loss) closes of a trade entered at entry_close with this log barrier."""
     entry_close, barrier = np.asarray(entry_close, dtype="float64"), np.asarray(barrier, dtype="float64")

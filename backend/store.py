@@ -153,6 +153,27 @@ CREATE TABLE IF NOT EXISTS portfolio_summary (
     PRIMARY KEY (run_id, strategy, metric)
 );
 """),
+    (3, "signals and their track record", """
+-- One row per symbol per signals run: what the model said on the as-of date and what it implies.
+-- model_version: the model's run id (with '-candidate' for an unpromoted one); features: the
+-- as-of feature vector (little-endian float64 bytes, FEATURE_NAMES order) for drift checks.
+CREATE TABLE IF NOT EXISTS signals (
+    as_of TEXT NOT NULL, symbol TEXT NOT NULL, model_version TEXT NOT NULL,
+    p_sell REAL NOT NULL, p_hold REAL NOT NULL, p_buy REAL NOT NULL, score REAL NOT NULL,
+    rank INTEGER NOT NULL, action TEXT NOT NULL CHECK (action IN ('BUY', 'HOLD', 'SELL')),
+    close REAL NOT NULL, take_profit REAL, stop_loss REAL, horizon_end TEXT NOT NULL,
+    promoted INTEGER NOT NULL, source TEXT NOT NULL, features BLOB, generated_at TEXT NOT NULL,
+    PRIMARY KEY (as_of, symbol, model_version)
+) WITHOUT ROWID;
+
+-- A signal's outcome once it matured (a barrier passed or the horizon over), by the label code.
+CREATE TABLE IF NOT EXISTS signal_outcomes (
+    as_of TEXT NOT NULL, symbol TEXT NOT NULL, model_version TEXT NOT NULL, exit_date TEXT NOT NULL,
+    exit_reason TEXT NOT NULL CHECK (exit_reason IN ('upper', 'lower', 'time')),
+    realised_return REAL NOT NULL, label INTEGER NOT NULL CHECK (label IN (0, 1, 2)), scored_at TEXT NOT NULL,
+    PRIMARY KEY (as_of, symbol, model_version)
+) WITHOUT ROWID;
+"""),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -223,16 +244,14 @@ def schema_version(connection: sqlite3.Connection) -> int:
 
 def _migrate(connection: sqlite3.Connection, number: int, script: str) -> None:
     """One migration and its version number in one transaction: a kill or an error leaves the old
-    version (SQLite's schema changes are transactional). Statements are split at ';' (none in comments)."""
-    statements = [part.strip() for part in script.split(";") if part.strip() and not _only_comments(part)]
+    version (SQLite's schema changes are transactional). Comment lines are dropped, then the
+    statements are split at ';'."""
+    code = "\n".join(line for line in script.splitlines() if not line.strip().startswith("--"))
+    statements = [part.strip() for part in code.split(";") if part.strip()]
     with transaction(connection):
         for statement in statements:
             connection.execute(statement)
         connection.execute("UPDATE schema_info SET value = ? WHERE key = 'version'", (str(number),))
-
-
-def _only_comments(text: str) -> bool:
-    return all(not line.strip() or line.strip().startswith("--") for line in text.splitlines())
 
 
 @contextmanager

@@ -75,29 +75,29 @@ def test_a_first_release_database_is_migrated_with_everything_it_held(tmp_path):
     database = workdir / "data" / "trainer.db"
     connection = store.connect(database)
     try:
-        assert store.schema_version(connection) == store.SCHEMA_VERSION == 2
+        assert store.schema_version(connection) == store.SCHEMA_VERSION == 3
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        assert {"portfolio_daily", "portfolio_summary"} <= tables
+        assert {"portfolio_daily", "portfolio_summary", "signals", "signal_outcomes"} <= tables
         for table, rows in (("price_data", 1), ("model_promotion_history", 1), ("trades", 3), ("training_runs", 1)):
             assert connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == rows, table
     finally:
         connection.close()
     again = store.connect(database)  # idempotent: nothing runs twice
-    assert store.schema_version(again) == 2
+    assert store.schema_version(again) == 3
     again.close()
 
 
 def test_a_migration_that_fails_leaves_the_database_at_its_old_version(tmp_path, monkeypatch):
     database = tmp_path / "data" / "trainer.db"
     _first_release_database(database).close()
-    broken = (3, "broken", "CREATE TABLE half_done (x INTEGER); CREATE TABLE half_done (x INTEGER)")
+    broken = (4, "broken", "CREATE TABLE half_done (x INTEGER); CREATE TABLE half_done (x INTEGER)")
     monkeypatch.setattr(store, "MIGRATIONS", (*store.MIGRATIONS, broken))
-    monkeypatch.setattr(store, "SCHEMA_VERSION", 3)
-    with pytest.raises(store.StoreError, match="upgraded to schema version 3 .broken.*unchanged .still version 2"):
+    monkeypatch.setattr(store, "SCHEMA_VERSION", 4)
+    with pytest.raises(store.StoreError, match="upgraded to schema version 4 .broken.*unchanged .still version 3"):
         store.connect(database)
     connection = sqlite3.connect(database)
     tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert store.schema_version(connection) == 2 and "half_done" not in tables and "portfolio_daily" in tables
+    assert store.schema_version(connection) == 3 and "half_done" not in tables and "signals" in tables
     connection.close()
 
 
