@@ -35,3 +35,17 @@ class RunOptions:
             "run.allow_sleep": True if self.allow_sleep else None,
         }
         return {key: value for key, value in pairs.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class SignalOptions:
+    """What one invocation of generate_signals.py asks for. source/prices_dir None: the model's own."""
+
+    workdir: Path | None
+    source: str | None
+    prices_dir: Path | None
+    universe: Path | None
+    as_of: str | None
+    model: str  # "production" or "candidate"
+    as_json: bool
+    max_age_days: int = 3  # warn when the newest price is older than this many business days

@@ -68,6 +68,10 @@ from scipy.signal import lfilter
 
 DEMO_START = "2008-01-02"
 DEMO_END = "2024-12-31"
+# generate_signals' demo source continues the market through this date (extended_market).
+EXTENSION_START = "2025-01-02"
+EXTENSION_END = "2025-12-31"
+_EXTENSION_SEED_OFFSET = 1_000_003
 
 
 @dataclass(frozen=True)
@@ -242,8 +246,8 @@ class _NyseLikeHolidays(AbstractHolidayCalendar):
     ]
 
 
-def _trading_days() -> pd.DatetimeIndex:
-    days = pd.date_range(DEMO_START, DEMO_END, freq=CustomBusinessDay(calendar=_NyseLikeHolidays()))
+def _trading_days(start: str = DEMO_START, end: str = DEMO_END) -> pd.DatetimeIndex:
+    days = pd.date_range(start, end, freq=CustomBusinessDay(calendar=_NyseLikeHolidays()))
     return days.rename("date")
 
 
@@ -256,10 +260,31 @@ def generate_market(seed: int) -> dict[str, pd.DataFrame]:
     return {symbol: frame.copy(deep=False) for symbol, frame in _cached_market(seed).items()}
 
 
+def extended_market(seed: int) -> dict[str, pd.DataFrame]:
+    """generate_market(seed) continued by the trading days of EXTENSION_START..EXTENSION_END: the
+    same frames up to DEMO_END (only adj_close is rescaled by a constant per symbol, as a vendor
+    rescales the adjusted history after later dividends), then a year drawn from another seed
+    with the same dynamics and planted signal, joined without a jump (the first new day has no
+    move). Deterministic, so signals after the training data exist without a network."""
+    base = _cached_market(seed)
+    later = _cached_market(seed + _EXTENSION_SEED_OFFSET, EXTENSION_START, EXTENSION_END)
+    joined = {}
+    for symbol, frame in base.items():
+        extra = later[symbol].copy()
+        last = frame.iloc[-1]
+        scale = last["close"] / extra["close"].iloc[0]
+        for column in ("open", "high", "low", "close", "adj_close", "dividend"):
+            extra[column] = extra[column] * scale
+        head = frame.copy()
+        head["adj_close"] = head["adj_close"] * (extra["adj_close"].iloc[0] / last["adj_close"])
+        joined[symbol] = pd.concat([head, extra], ignore_index=True)
+    return joined
+
+
 @functools.lru_cache(maxsize=4)
-def _cached_market(seed: int) -> dict[str, pd.DataFrame]:
+def _cached_market(seed: int, start: str = DEMO_START, end: str = DEMO_END) -> dict[str, pd.DataFrame]:
     rng = np.random.default_rng(seed)
-    days = _trading_days()
+    days = _trading_days(start, end)
     paths = _simulate_returns(rng, len(days))
     ex_rows, payers = _dividend_calendar(rng, days)
     split = _splits(rng, paths.log_return, ex_rows, payers)
@@ -383,6 +408,8 @@ def _splits(rng: np.random.Generator, log_return: np.ndarray, ex_rows: np.ndarra
     """Split coefficients (days x symbols, 1.0 when none): some big risers split at their peak."""
     n_days, n_sym = log_return.shape
     split = np.ones((n_days, n_sym))
+    if n_days <= 3 * 252:  # the one-year extension (extended_market) has no splits
+        return split
     window = slice(252, n_days - 252)  # not in the first or last year
     growth = np.cumsum(log_return, axis=0)[window]
     risers = np.argsort(-growth.max(axis=0), kind="stable")[:16]

@@ -9,7 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from backend.prices.base import FetchResult, PriceSource
-from backend.prices.demo_market import DEMO_END, DEMO_START, DemoSymbol, demo_universe, generate_market
+from backend.prices.demo_market import (
+    DEMO_END,
+    DEMO_START,
+    EXTENSION_END,
+    DemoSymbol,
+    demo_universe,
+    extended_market,
+    generate_market,
+)
 from backend.prices.prepare import prepare_prices, within_dates
 
 
@@ -19,16 +27,24 @@ class DemoMarketSource(PriceSource):
 
     is_demo = True
 
-    def __init__(self, seed: int, max_daily_move: float) -> None:
+    def __init__(self, seed: int, max_daily_move: float, *, extended: bool = False) -> None:
         self.seed = seed
         self.max_daily_move = max_daily_move
         self.key = f"demo:{seed}"
+        # extended: the market continues through EXTENSION_END (generate_signals' later days);
+        # training never asks for it, so its data stays exactly as it was.
+        self.extended = extended
+        self.end = EXTENSION_END if extended else DEMO_END
+
+    def fingerprints(self, symbols: list[str]) -> dict[str, str]:
+        """The extended market is a version of its own: cached rows of the plain one are not it."""
+        return {symbol: f"demo:{self.seed}:to:{self.end}" for symbol in symbols} if self.extended else {}
 
     def universe(self) -> list[DemoSymbol]:
         return demo_universe()
 
     def fetch(self, symbols: list[str], start: str | None, end: str | None) -> Iterator[FetchResult]:
-        market = generate_market(self.seed)
+        market = extended_market(self.seed) if self.extended else generate_market(self.seed)
         origin = f"demo market (seed {self.seed})"
         for symbol in symbols:
             raw = market.get(symbol)
@@ -41,6 +57,6 @@ class DemoMarketSource(PriceSource):
             if rows.empty:
                 yield FetchResult(symbol, None, error=(
                     f"{origin} has no prices for {symbol} between {start or 'the start'} and "
-                    f"{end or 'the end'}: it covers {DEMO_START} to {DEMO_END}. Widen data.start/data.end."))
+                    f"{end or 'the end'}: it covers {DEMO_START} to {self.end}. Widen data.start/data.end."))
                 continue
             yield prepare_prices(rows, symbol, origin, self.max_daily_move)

@@ -37,6 +37,8 @@ class YFinanceSource(PriceSource):
     tests do not wait)."""
 
     key = "yfinance"
+    #: a download can ask for the new days only (generate_signals updates its cache that way)
+    incremental = True
 
     def __init__(self, max_daily_move: float, batch_size: int = 20, max_retries: int = 3,
                  backoff_seconds: float = 2.0, sleep: Callable[[float], None] = time.sleep) -> None:

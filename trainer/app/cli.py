@@ -76,6 +76,36 @@ def run_training_main(argv: list[str]) -> int:
     return run_pipeline(options)
 
 
+def generate_signals_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="generate_signals.py",
+        description="Make BUY / HOLD / SELL signals for the newest (or --as-of) date with the promoted model, "
+                    "and score the earlier signals that have matured. Nothing is retrained.")
+    parser.add_argument("--workdir", type=_workdir, help="the folder you trained in (default: project folder)")
+    parser.add_argument("--demo", action="store_true", help="the demo market, continued after its training end")
+    parser.add_argument("--source", choices=SOURCES, help="price source (default: the one the model was trained on)")
+    parser.add_argument("--prices-dir", type=Path, help="folder of SYM.csv files (--source csv)")
+    parser.add_argument("--universe", type=Path, help="CSV with symbol,name,sector (default: the model's symbols)")
+    parser.add_argument("--as-of", help="date of the signals, YYYY-MM-DD (default: the newest price)")
+    parser.add_argument("--model", choices=("production", "candidate"), default="production",
+                        help="production (default), or candidate: the last run's model even if not promoted")
+    parser.add_argument("--max-age", type=_positive_int, default=3,
+                        help="warn when the newest price is older than this many business days (default 3)")
+    parser.add_argument("--json", action="store_true", help="print the signals as JSON for scripts")
+    args = parser.parse_args(argv)
+    if args.demo and args.source not in (None, "demo"):
+        parser.error(f"--demo contradicts --source {args.source}; use one of them")
+    source = "demo" if args.demo else args.source
+    if args.prices_dir is not None and source is None:
+        source = "csv"
+    from trainer.app.signals import run_signals
+    from trainer.options import SignalOptions
+
+    return run_signals(SignalOptions(workdir=args.workdir, source=source, prices_dir=args.prices_dir,
+                                     universe=args.universe, as_of=args.as_of, model=args.model,
+                                     as_json=args.json, max_age_days=args.max_age))
+
+
 def check_checkpoint_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="check_checkpoint.py",
                                      description="Show the progress of the current or last training run.")
@@ -84,7 +114,13 @@ def check_checkpoint_main(argv: list[str]) -> int:
     parser.add_argument("--json", action="store_true", help="print the state as JSON for scripts")
     parser.add_argument("--interval", type=_interval, default=3.0,
                         help="seconds between refreshes with --watch (at least 0.5)")
+    parser.add_argument("--signals", action="store_true",
+                        help="the live track record of the signals made by generate_signals.py")
     args = parser.parse_args(argv)
+    if args.signals:
+        from trainer.app.signal_record import show_signal_record
+
+        return show_signal_record(args.workdir, as_json=args.json)
     from trainer.app.status import show_status
 
     return show_status(args.workdir, watch=args.watch, as_json=args.json, interval=args.interval)

@@ -6,6 +6,7 @@ CONFIG_ERROR = 2
 DATA_ERROR = 3
 INTERRUPTED = 4
 ALREADY_RUNNING = 5
+NO_MODEL = 6  # generate_signals.py: no promoted model (or an unusable one)
 
 MEANING = {
     COMPLETE: "training finished",
@@ -15,4 +16,5 @@ MEANING = {
     DATA_ERROR: "data error: no usable prices (message above names the files or symbols)",
     INTERRUPTED: "interrupted; progress is saved and the next run resumes where it stopped",
     ALREADY_RUNNING: "another training run is already working in this folder; wait for it or stop it",
+    NO_MODEL: "no usable model to make signals with (message above says how to get one)",
 }

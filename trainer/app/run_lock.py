@@ -42,8 +42,8 @@ def _try_lock(handle) -> bool:
 class RunLock:
     """Context manager held for the whole run; raises AlreadyRunning if another run holds it."""
 
-    def __init__(self, folder: Path) -> None:
-        self.path = Path(folder) / LOCK_NAME
+    def __init__(self, folder: Path, name: str = LOCK_NAME) -> None:
+        self.path = Path(folder) / name
         self._handle = None
 
     def __enter__(self) -> RunLock:
@@ -57,7 +57,7 @@ class RunLock:
         else:
             handle.close()
             raise AlreadyRunning(f"Another training run is already working in {self.path.parent.parent} "
-                                 "(it holds checkpoints/.run.lock). Watch it with "
+                                 f"(it holds {self.path.parent.name}/{self.path.name}). Watch it with "
                                  "'python check_checkpoint.py' or stop it before starting another.")
         handle.seek(0)
         handle.truncate()

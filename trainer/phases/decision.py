@@ -6,14 +6,13 @@ manifest already names this run and the copy is not made twice.
 
 from __future__ import annotations
 
-import json
 import logging
 
-from backend.store import get_fact
 from trainer import console
 from trainer.promotion.gate import decide_from_db, record_decision
 from trainer.promotion.production import current_production, promote
 from trainer.run_context import RunContext
+from trainer.signals.model import build_manifest
 
 log = logging.getLogger(__name__)
 
@@ -26,17 +25,10 @@ def run_promotion_phase(context: RunContext) -> None:
     if decision.promoted:
         production = context.paths.production
         if (current_production(production) or {}).get("run_id") != context.run_id:
-            split = json.loads(get_fact(context.connection, context.run_id, "split") or "{}")
-            manifest = {
-                "feature_names": split.get("kept_features", []),
-                "base_models": list(config.training.models),
-                "ensemble_weights": context.state["training"].get("ensemble_weights", {}),
-                "config": config.to_dict(),
-                "metrics": context.state["evaluation"]["results"],
-                "data_span": {"train": split.get("train"), "holdout": split.get("holdout")},
-                "is_demo": context.source.is_demo,
-                "source": context.source.key,
-            }
+            manifest = build_manifest(context.connection, context.run_id, config.to_dict(),
+                                      ensemble_weights=context.state["training"].get("ensemble_weights", {}),
+                                      metrics=context.state["evaluation"]["results"],
+                                      is_demo=context.source.is_demo, source=context.source.key)
             promote(context.run_id, context.paths.artifacts(context.run_id), production, manifest)
         production_path = production
     record_decision(context.connection, context.run_id, decision, production_path)

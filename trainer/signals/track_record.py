@@ -1,0 +1,174 @@
+"""What past signals did: each one scored once it matured, by the backtest's own label code, and
+a record per model version that compares the live results with what the holdout promised.
+
+A signal matures when its upper or lower barrier was passed, or `horizon` trading days went by,
+on the prices known at scoring time (a signals run scores with the prices up to its as-of date,
+so a run "in the past" never sees later prices). Scoring is idempotent: a matured signal's row
+is written once and rewritten identically.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from backend import store
+from backend.features import FEATURE_NAMES
+from backend.labels import BUY, SELL, trade_outcome
+from trainer.ml.metrics import _weighted_auc, bootstrap_date_weights, dates_spanning
+
+PSI_ALARM = 0.25  # population stability index above which a feature has clearly moved
+PSI_BINS = 10
+MIN_FOR_AUC = 20  # matured BUY/SELL outcomes before a live directional AUC is shown
+# Signal dates before feature drift is judged: market-wide features take one value per date, so a
+# handful of dates always looks "moved" against a training period of thousands.
+MIN_DRIFT_DATES = 20
+
+
+def score_matured(connection: sqlite3.Connection, closes: Callable[[str], pd.Series | None],
+                  settings: Callable[[str], dict[str, Any] | None], up_to: pd.Timestamp) -> int:
+    """Score every unscored signal with as_of < up_to that has matured on closes up to up_to.
+    closes(symbol): its adjusted closes; settings(model_version): the model's label settings
+    (horizon, barrier_k, vol_window) or None when unknown. Returns how many were scored."""
+    pending = connection.execute(
+        "SELECT s.as_of, s.symbol, s.model_version FROM signals s LEFT JOIN signal_outcomes o ON "
+        "o.as_of = s.as_of AND o.symbol = s.symbol AND o.model_version = s.model_version "
+        "WHERE o.as_of IS NULL AND s.as_of < ? ORDER BY s.symbol, s.as_of", (str(up_to.date()),)).fetchall()
+    rows, cache = [], {}
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    for as_of, symbol, version in pending:
+        labels = settings(version)
+        if labels is None:
+            continue
+        if symbol not in cache:
+            series = closes(symbol)
+            cache[symbol] = None if series is None else series.loc[:up_to]
+        series = cache[symbol]
+        if series is None or pd.Timestamp(as_of) not in series.index:
+            continue
+        outcome = trade_outcome(series, pd.Timestamp(as_of), horizon=labels["horizon"],
+                                barrier_k=labels["barrier_k"], vol_window=labels["vol_window"])
+        if outcome is None:
+            continue
+        rows.append({"as_of": as_of, "symbol": symbol, "model_version": version,
+                     "exit_date": str(outcome["exit_date"].date()), "exit_reason": outcome["exit_reason"],
+                     "realised_return": outcome["realised_return"], "label": outcome["label"], "scored_at": now})
+    if rows:
+        with store.transaction(connection):
+            store.write_rows(connection, "signal_outcomes", rows)
+    return len(rows)
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    model_version: str
+    signals: int
+    matured: int
+    auc: float | None
+    auc_low: float | None
+    auc_high: float | None
+    actions: dict[str, dict[str, float | int | None]]  # BUY/SELL -> n, hit_rate, mean_return (live)
+    promise: dict[str, Any]  # what the holdout promised (from the manifest), may be empty
+    drift: list[str]  # alarms in words
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def track_record(connection: sqlite3.Connection, promises: dict[str, dict[str, Any]],
+                 training_features: Callable[[str], np.ndarray | None], *, reps: int = 1000,
+                 confidence: float = 0.95, horizon: int = 20, seed: int = 0) -> list[VersionRecord]:
+    """One record per model version that made signals. promises: version -> the manifest's
+    holdout_promise; training_features(version): its training-period feature matrix for the
+    population stability index (None: not available)."""
+    frame = pd.read_sql_query(
+        "SELECT s.as_of, s.symbol, s.model_version, s.score, s.action, s.features, o.realised_return, o.label "
+        "FROM signals s LEFT JOIN signal_outcomes o ON o.as_of = s.as_of AND o.symbol = s.symbol AND "
+        "o.model_version = s.model_version ORDER BY s.as_of", connection)
+    records = []
+    for version, rows in frame.groupby("model_version", sort=True):
+        matured = rows[rows["label"].notna()]
+        auc, low, high = _live_auc(matured, reps, confidence, horizon, seed)
+        actions = {}
+        for action, sign in (("BUY", 1.0), ("SELL", -1.0)):
+            chosen = matured[matured["action"] == action]
+            returns = chosen["realised_return"].to_numpy(dtype=float)
+            actions[action] = {"n": int(len(chosen)),
+                               "hit_rate": float(np.mean(sign * returns > 0)) if len(chosen) else None,
+                               "mean_return": float(returns.mean()) if len(chosen) else None}
+        drift = []
+        if high is not None and high < 0.5:
+            drift.append(f"the live directional AUC's interval [{low:.3f}, {high:.3f}] lies wholly below 0.5: "
+                         "the signals point the wrong way")
+        moved = (_moved_features(rows["features"], training_features(str(version)))
+                 if rows["as_of"].nunique() >= MIN_DRIFT_DATES else [])
+        if moved:
+            drift.append("features have moved away from the training period (population stability index "
+                         f"above {PSI_ALARM}): " + ", ".join(f"{name} {value:.2f}" for name, value in moved[:5]))
+        records.append(VersionRecord(str(version), int(len(rows)), int(len(matured)), auc, low, high, actions,
+                                     promises.get(str(version), {}), drift))
+    return records
+
+
+def _live_auc(matured: pd.DataFrame, reps: int, confidence: float, horizon: int,
+              seed: int) -> tuple[float | None, float | None, float | None]:
+    """The directional AUC of the matured signals' scores, with a block bootstrap over as-of dates
+    (blocks span the label horizon: signals of nearby dates share price moves)."""
+    directional = matured[matured["label"].isin([BUY, SELL])]
+    if len(directional) < MIN_FOR_AUC or directional["label"].nunique() < 2:
+        return None, None, None
+    score = directional["score"].to_numpy(dtype=float)
+    positive = directional["label"].to_numpy() == BUY
+    point = float(_weighted_auc(score, positive, np.ones((1, len(score))))[0])
+    dates = pd.to_datetime(directional["as_of"]).to_numpy(dtype="datetime64[D]")
+    try:
+        values = np.concatenate([_weighted_auc(score, positive, weights) for weights in bootstrap_date_weights(
+            dates, block_days=dates_spanning(dates, horizon), reps=reps, seed=seed)])
+    except ValueError:
+        return point, None, None
+    values = values[np.isfinite(values)]
+    tail = (1.0 - confidence) / 2.0
+    return point, float(np.quantile(values, tail)), float(np.quantile(values, 1.0 - tail))
+
+
+def _moved_features(blobs: pd.Series, training: np.ndarray | None) -> list[tuple[str, float]]:
+    """(feature, PSI) for every feature whose live values' population stability index against the
+    training period's exceeds PSI_ALARM, worst first."""
+    live = [np.frombuffer(blob, dtype="<f8") for blob in blobs if blob is not None]
+    if training is None or len(live) < 30 or len(training) < 100:
+        return []
+    live_matrix = np.vstack(live)
+    moved = []
+    for column, name in enumerate(FEATURE_NAMES):
+        value = population_stability_index(training[:, column], live_matrix[:, column])
+        if value is not None and value > PSI_ALARM:
+            moved.append((name, value))
+    return sorted(moved, key=lambda item: -item[1])
+
+
+def population_stability_index(expected: np.ndarray, actual: np.ndarray, bins: int = PSI_BINS) -> float | None:
+    """sum over decile bins of the expected (training) values of (a - e) ln(a / e), shares floored
+    at 1e-4; None when either side has fewer than `bins` finite values."""
+    expected, actual = expected[np.isfinite(expected)], actual[np.isfinite(actual)]
+    if expected.size < bins or actual.size < bins:
+        return None
+    edges = np.unique(np.quantile(expected, np.linspace(0, 1, bins + 1)))
+    if edges.size < 3:
+        return None
+    edges[0], edges[-1] = -np.inf, np.inf
+    e = np.maximum(np.histogram(expected, edges)[0] / expected.size, 1e-4)
+    a = np.maximum(np.histogram(actual, edges)[0] / actual.size, 1e-4)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def record_json(records: list[VersionRecord]) -> str:
+    return json.dumps([record.to_dict() for record in records], indent=1,
+                      default=lambda value: None if isinstance(value, float) and math.isnan(value) else str(value))
