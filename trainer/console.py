@@ -46,6 +46,12 @@ def get_console() -> Console:
     return _consoles["stdout"]
 
 
+def keep_stdout_for_data() -> None:
+    """Send progress lines and tables to stderr from now on: stdout carries a machine-readable
+    document (--json), and nothing else may be mixed into it."""
+    _consoles["stdout"] = _get_error_console()
+
+
 def glyph(name: str) -> str:
     """The symbol `name` (see GLYPHS) if stdout can show it, else its ASCII stand-in."""
     return _glyph_for(get_console(), name)

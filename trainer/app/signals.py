@@ -23,6 +23,8 @@ LOCK_NAME = ".signals.lock"
 def run_signals(options: SignalOptions) -> int:
     paths = WorkPaths.at(options.workdir)
     log_path = setup_logging(paths.logs)
+    if options.as_json:
+        console.keep_stdout_for_data()
     log.info("=== generate_signals.py %s", " ".join(sys.argv[1:]))
     from trainer.signals.generate import ModelError, SignalsError, generate_signals, print_signals
 

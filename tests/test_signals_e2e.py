@@ -1,0 +1,139 @@
+"""generate_signals.py as the user runs it: after a demo training run, and in a time-travel on real
+prices where every scored outcome is recomputed independently from the price files."""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.support import copy_workdir, demo_args, flat, run_program, wide_env, write_fast_config
+
+pytestmark = pytest.mark.slow
+MARKET_DATA = Path(__file__).resolve().parents[2] / "shared" / "market-data" / "sp500-sample"
+DEMO_SYMBOLS = 6
+
+
+def _signals(workdir: Path, *args: str) -> tuple[int, str, dict | None]:
+    result = run_program("generate_signals.py", "--workdir", workdir, *args, env=wide_env())
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output
+    payload = json.loads(result.stdout) if "--json" in args and result.returncode == 0 else None
+    return result.returncode, flat(result), payload
+
+
+def _rows(workdir: Path, sql: str, params: tuple = ()) -> list[tuple]:
+    connection = sqlite3.connect(workdir / "data" / "trainer.db")
+    try:
+        return connection.execute(sql, params).fetchall()
+    finally:
+        connection.close()
+
+
+@pytest.fixture(scope="module")
+def demo_workdir(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("signals-demo")
+    result = run_program("run_training.py", *demo_args(workdir, write_fast_config(workdir), DEMO_SYMBOLS))
+    assert result.returncode == 0, result.stdout + result.stderr
+    return workdir
+
+
+def test_without_a_promoted_model_it_refuses_and_says_how_to_get_one(demo_workdir, tmp_path):
+    workdir = copy_workdir(demo_workdir, tmp_path / "work")
+    production = workdir / "models" / "production"
+    if production.exists():  # the small demo may have been promoted; this test needs none
+        import shutil
+
+        shutil.rmtree(production)
+    code, output, _ = _signals(workdir)
+    assert code == 6
+    assert "No model has been promoted yet" in output and "--model candidate" in output
+
+
+def test_a_first_release_production_model_is_refused(demo_workdir, tmp_path):
+    workdir = copy_workdir(demo_workdir, tmp_path / "work")
+    production = workdir / "models" / "production"
+    production.mkdir(parents=True, exist_ok=True)
+    (production / "manifest.json").write_text(json.dumps({"run_id": "old", "feature_names": ["ret_5d"]}),
+                                              encoding="utf-8")
+    code, output, _ = _signals(workdir)
+    assert code == 6 and "earlier release" in output and "run_training.py" in output
+
+
+def test_demo_signals_one_row_per_symbol_rerun_idempotent_and_later_runs_score_them(demo_workdir, tmp_path):
+    workdir = copy_workdir(demo_workdir, tmp_path / "work")
+    code, output, first = _signals(workdir, "--model", "candidate", "--as-of", "2025-03-31", "--json")
+    assert code == 0, output
+    assert first["as_of"] == "2025-03-31" and not first["promoted"]
+    signals = first["signals"]
+    assert len(signals) == DEMO_SYMBOLS and sorted(s["rank"] for s in signals) == list(range(1, DEMO_SYMBOLS + 1))
+    for row in signals:
+        assert math.isclose(row["p_sell"] + row["p_hold"] + row["p_buy"], 1.0, abs_tol=1e-9)
+        assert row["action"] in ("BUY", "HOLD", "SELL") and row["stop_loss"] < row["take_profit"]
+    csv = Path(first["csv"])
+    assert csv.name == "2025-03-31-candidate.csv" and csv.with_suffix(".html").is_file()
+    text = csv.read_text(encoding="utf-8")
+    assert text.splitlines()[0] == ("symbol,as_of,p_sell,p_hold,p_buy,score,rank,action,take_profit,stop_loss,"
+                                    "horizon_end,model_version")
+    assert "NOT PROMOTED" in csv.with_suffix(".html").read_text(encoding="utf-8")
+
+    code, output, again = _signals(workdir, "--model", "candidate", "--as-of", "2025-03-31", "--json")
+    assert code == 0 and csv.read_text(encoding="utf-8") == text, "the same as-of date writes the same file"
+    assert _rows(workdir, "SELECT COUNT(*) FROM signals")[0][0] == DEMO_SYMBOLS
+
+    code, output, later = _signals(workdir, "--model", "candidate")  # the newest day of the extended demo
+    assert code == 0, output
+    assert "2025-12-31" in output and "earlier signals matured and were scored" in output
+    outcomes = _rows(workdir, "SELECT as_of, exit_date, exit_reason, label FROM signal_outcomes")
+    assert len(outcomes) == DEMO_SYMBOLS and all(row[0] == "2025-03-31" and row[1] > row[0] for row in outcomes)
+    status = run_program("check_checkpoint.py", "--workdir", workdir, "--signals", env=wide_env())
+    assert status.returncode == 0 and "Track record of model" in flat(status) and "Matured and scored" in flat(status)
+
+
+def _independent_outcome(close: pd.Series, as_of: pd.Timestamp, horizon: int, k: float, window: int) -> tuple:
+    """The triple barrier written out longhand: entry at the as-of close, sigma of the last
+    `window` daily log returns, barriers at +/- k sigma sqrt(horizon) in log return."""
+    position = close.index.get_loc(as_of)
+    logs = [math.log(close.iloc[i] / close.iloc[i - 1]) for i in range(position - window + 1, position + 1)]
+    mean = sum(logs) / window
+    sigma = math.sqrt(sum((x - mean) ** 2 for x in logs) / (window - 1))
+    barrier = k * sigma * math.sqrt(horizon)
+    for step in range(1, horizon + 1):
+        move = math.log(close.iloc[position + step] / close.iloc[position])
+        if move > barrier:
+            return close.index[position + step], "upper"
+        if move < -barrier:
+            return close.index[position + step], "lower"
+    return close.index[position + horizon], "time"
+
+
+@pytest.mark.skipif(not MARKET_DATA.is_dir(), reason=f"real market data not found at {MARKET_DATA}")
+def test_time_travel_on_real_prices_every_outcome_recomputed_from_the_files(tmp_path):
+    workdir = tmp_path / "work"
+    config = write_fast_config(tmp_path)
+    trained = run_program("run_training.py", "--source", "csv", "--prices-dir", MARKET_DATA, "--end", "2018-12-31",
+                          "--max-symbols", "8", "--config", config, "--workdir", workdir, "--no-open")
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    month_ends = pd.date_range("2019-01-01", "2020-12-31", freq="BME")
+    for month_end in month_ends:
+        code, output, _ = _signals(workdir, "--model", "candidate", "--as-of", str(month_end.date()), "--json")
+        assert code == 0, output
+    code, output, _ = _signals(workdir, "--model", "candidate", "--as-of", "2021-04-21")  # scores the rest
+    assert code == 0, output
+    signals = _rows(workdir, "SELECT as_of, symbol FROM signals WHERE as_of < '2021-01-01'")
+    outcomes = {(a, s): (e, r) for a, s, e, r in _rows(workdir, "SELECT as_of, symbol, exit_date, exit_reason "
+                                                                "FROM signal_outcomes")}
+    assert len(signals) >= 8 * 20 and set(outcomes) == set(signals), "every 2019-2020 signal has matured"
+    for as_of, symbol in signals:
+        frame = pd.read_csv(MARKET_DATA / f"{symbol}.csv.gz", parse_dates=["timestamp"]).sort_values("timestamp")
+        close = frame.set_index("timestamp")["adjusted_close"]
+        exit_date, reason = _independent_outcome(close, pd.Timestamp(as_of), 20, 1.5, 20)
+        assert outcomes[(as_of, symbol)] == (str(exit_date.date()), reason), (as_of, symbol)
+    later = _rows(workdir, "SELECT COUNT(*) FROM signals WHERE as_of > '2018-12-31'")[0][0]
+    assert later == len(_rows(workdir, "SELECT as_of, symbol FROM signals"))
+    # Training data untouched: the run's cached prices still end at its --end date.
+    assert _rows(workdir, "SELECT MAX(date) FROM price_data WHERE source NOT LIKE '%#live'")[0][0] <= "2018-12-31"
