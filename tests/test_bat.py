@@ -1,5 +1,6 @@
-"""run_training.bat cannot run here, so its text is checked: every step of the double-click
-story is present, every path ends at `pause`, and its explanations match trainer/exit_codes.py."""
+"""run_training.bat and run_signals.bat cannot run here, so their text is checked: every step of
+the double-click story is present, every path ends at `pause`, and their explanations match
+trainer/exit_codes.py."""
 
 from __future__ import annotations
 
@@ -10,15 +11,23 @@ import pytest
 
 from trainer.app import exit_codes
 
-BAT = Path(__file__).resolve().parents[1] / "run_training.bat"
+PROJECT = Path(__file__).resolve().parents[1]
+# (bat file, the label that runs the program, the program, the exit code meanings it explains)
+BATS = {"run_training.bat": ("run_training", "run_training.py", exit_codes.MEANING),
+        "run_signals.bat": ("run_signals", "generate_signals.py", exit_codes.SIGNALS_MEANING)}
 START = "<start>"
 GOTO = re.compile(r"(?:^|\s)goto\s+:?(\w+)", re.IGNORECASE)
 CMD_SPECIAL = set("%&|<>^")
 
 
+@pytest.fixture(scope="module", params=sorted(BATS))
+def bat(request) -> str:
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def raw() -> bytes:
-    return BAT.read_bytes()
+def raw(bat: str) -> bytes:
+    return (PROJECT / bat).read_bytes()
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +104,10 @@ def test_explains_how_to_install_python_when_none_fits(lines: list[str]) -> None
     assert re.search(r"%TOO_OLD% trainer\\bootstrap\.py --check-python", text)  # says what is too old
 
 
-def test_sets_up_the_venv_through_bootstrap_then_runs_with_all_arguments(lines: list[str]) -> None:
+def test_sets_up_the_venv_through_bootstrap_then_runs_with_all_arguments(lines: list[str], bat: str) -> None:
     setup = command_index(lines, r"^%PYTHON% trainer\\bootstrap\.py$")
-    run = command_index(lines, r'^"\.venv\\Scripts\\python\.exe" run_training\.py %\*$')
+    program = BATS[bat][1].replace(".", r"\.")
+    run = command_index(lines, rf'^"\.venv\\Scripts\\python\.exe" {program} %\*$')
     assert setup < run
     failure = "\n".join(blocks(lines)["setup_environment"]).lower()
     assert "internet" in failure and "delete the .venv folder" in failure
@@ -126,10 +136,11 @@ def test_every_goto_has_a_label(lines: list[str]) -> None:
     assert targets and targets <= labels
 
 
-def test_explains_every_exit_code_with_the_documented_meaning(lines: list[str]) -> None:
+def test_explains_every_exit_code_with_the_documented_meaning(lines: list[str], bat: str) -> None:
     grouped = blocks(lines)
-    run_block = grouped["run_training"]
-    for code, meaning in exit_codes.MEANING.items():
+    label, _, meanings = BATS[bat]
+    run_block = grouped[label]
+    for code, meaning in meanings.items():
         assert not CMD_SPECIAL & set(meaning), f"escape {meaning!r} before echoing it in the bat"
         branch = [line for line in run_block if line.startswith(f'if "%RC%"=="{code}" goto ')]
         assert len(branch) == 1, f"no branch for exit code {code}"

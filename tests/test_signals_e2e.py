@@ -137,3 +137,14 @@ def test_time_travel_on_real_prices_every_outcome_recomputed_from_the_files(tmp_
     assert later == len(_rows(workdir, "SELECT as_of, symbol FROM signals"))
     # Training data untouched: the run's cached prices still end at its --end date.
     assert _rows(workdir, "SELECT MAX(date) FROM price_data WHERE source NOT LIKE '%#live'")[0][0] <= "2018-12-31"
+
+
+def test_a_training_run_scores_the_matured_signals_from_the_cached_prices(demo_workdir, tmp_path):
+    workdir = copy_workdir(demo_workdir, tmp_path / "work")
+    code, output, _ = _signals(workdir, "--model", "candidate", "--as-of", "2025-06-30")
+    assert code == 0, output
+    assert _rows(workdir, "SELECT COUNT(*) FROM signal_outcomes")[0][0] == 0
+    again = run_program("run_training.py", *demo_args(workdir, workdir / "fast.toml", DEMO_SYMBOLS), env=wide_env())
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"{DEMO_SYMBOLS} earlier signals matured and were scored" in flat(again)
+    assert _rows(workdir, "SELECT COUNT(*) FROM signal_outcomes")[0][0] == DEMO_SYMBOLS

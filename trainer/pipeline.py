@@ -54,6 +54,22 @@ def execute(context: RunContext) -> None:
         store.put_fact(context.connection, context.run_id, "phase_seconds",
                        json.dumps(context.state["phase_seconds"]))
         log.info("phase %s: end (%.1f s)", phase, seconds)
+    score_signals(context)
+
+
+def score_signals(context: RunContext) -> None:
+    """Score the signals of earlier generate_signals runs that have matured on the prices cached
+    so far. Never allowed to fail a training run: a problem is logged and the run goes on."""
+    from trainer.signals.track_record import score_with_cached_prices
+
+    try:
+        scored = score_with_cached_prices(context.connection)
+    except Exception:  # noqa: BLE001 - the track record must not cost the user a finished training run
+        log.exception("scoring matured signals failed; the track record is scored again next time")
+        console.warn("The matured signals could not be scored this time (details in the log).")
+        return
+    if scored:
+        console.info(f"{scored} earlier signals matured and were scored (python check_checkpoint.py --signals).")
 
 
 # Each phase after the backtest and the function that runs it, imported only when the phase

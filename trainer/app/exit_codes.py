@@ -16,5 +16,15 @@ MEANING = {
     DATA_ERROR: "data error: no usable prices (message above names the files or symbols)",
     INTERRUPTED: "interrupted; progress is saved and the next run resumes where it stopped",
     ALREADY_RUNNING: "another training run is already working in this folder; wait for it or stop it",
+}
+
+# generate_signals.py ends with the same codes where they mean the same, and NO_MODEL.
+SIGNALS_MEANING = {
+    COMPLETE: "signals written",
+    UNEXPECTED_ERROR: "unexpected error (see logs/training.log); nothing about training was changed",
+    CONFIG_ERROR: "an argument, date or file needs fixing (message above)",
+    DATA_ERROR: "data error: the database cannot be used (message above)",
+    INTERRUPTED: "interrupted; run again to make these signals",
+    ALREADY_RUNNING: "another signals run is already working in this folder; wait for it",
     NO_MODEL: "no usable model to make signals with (message above says how to get one)",
 }

@@ -172,3 +172,33 @@ def population_stability_index(expected: np.ndarray, actual: np.ndarray, bins: i
 def record_json(records: list[VersionRecord]) -> str:
     return json.dumps([record.to_dict() for record in records], indent=1,
                       default=lambda value: None if isinstance(value, float) and math.isnan(value) else str(value))
+
+
+def score_with_cached_prices(connection: sqlite3.Connection) -> int:
+    """Score what matured using the signals' cached prices only (no download): what a training
+    run does at its end, so the record moves on even on days no signals are made."""
+    from trainer.signals.prices import live_key, load_live
+
+    scored = 0
+    sources = [row[0] for row in connection.execute("SELECT DISTINCT source FROM signals")]
+    settings: dict[str, dict[str, Any] | None] = {}
+
+    def labels(version: str) -> dict[str, Any] | None:
+        if version not in settings:
+            row = connection.execute("SELECT config_json FROM training_runs WHERE run_id = ?",
+                                     (version.removesuffix("-candidate"),)).fetchone()
+            settings[version] = None if row is None else json.loads(row[0])["labels"]
+        return settings[version]
+
+    for source in sources:
+        key = live_key(source)
+        newest = connection.execute("SELECT MAX(date) FROM price_data WHERE source = ?", (key,)).fetchone()[0]
+        if newest is None:
+            continue
+
+        def closes(symbol: str, key: str = key) -> pd.Series | None:
+            frame = load_live(connection, key, symbol)
+            return None if frame is None else frame["close"]
+
+        scored += score_matured(connection, closes, labels, pd.Timestamp(newest) + pd.Timedelta(days=1))
+    return scored
