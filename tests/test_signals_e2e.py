@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.support import copy_workdir, demo_args, flat, run_program, wide_env, write_fast_config
+from tests.support import copy_workdir, demo_args, flat, query, run_program, wide_env, write_fast_config
 
 pytestmark = pytest.mark.slow
 MARKET_DATA = Path(__file__).resolve().parents[2] / "shared" / "market-data" / "sp500-sample"
@@ -24,14 +23,6 @@ def _signals(workdir: Path, *args: str) -> tuple[int, str, dict | None]:
     assert "Traceback" not in output, output
     payload = json.loads(result.stdout) if "--json" in args and result.returncode == 0 else None
     return result.returncode, flat(result), payload
-
-
-def _rows(workdir: Path, sql: str, params: tuple = ()) -> list[tuple]:
-    connection = sqlite3.connect(workdir / "data" / "trainer.db")
-    try:
-        return connection.execute(sql, params).fetchall()
-    finally:
-        connection.close()
 
 
 @pytest.fixture(scope="module")
@@ -83,12 +74,12 @@ def test_demo_signals_one_row_per_symbol_rerun_idempotent_and_later_runs_score_t
 
     code, output, again = _signals(workdir, "--model", "candidate", "--as-of", "2025-03-31", "--json")
     assert code == 0 and csv.read_text(encoding="utf-8") == text, "the same as-of date writes the same file"
-    assert _rows(workdir, "SELECT COUNT(*) FROM signals")[0][0] == DEMO_SYMBOLS
+    assert query(workdir, "SELECT COUNT(*) FROM signals")[0][0] == DEMO_SYMBOLS
 
     code, output, later = _signals(workdir, "--model", "candidate")  # the newest day of the extended demo
     assert code == 0, output
     assert "2025-12-31" in output and "earlier signals matured and were scored" in output
-    outcomes = _rows(workdir, "SELECT as_of, exit_date, exit_reason, label FROM signal_outcomes")
+    outcomes = query(workdir, "SELECT as_of, exit_date, exit_reason, label FROM signal_outcomes")
     assert len(outcomes) == DEMO_SYMBOLS and all(row[0] == "2025-03-31" and row[1] > row[0] for row in outcomes)
     status = run_program("check_checkpoint.py", "--workdir", workdir, "--signals", env=wide_env())
     assert status.returncode == 0 and "Track record of model" in flat(status) and "Matured and scored" in flat(status)
@@ -124,8 +115,8 @@ def test_time_travel_on_real_prices_every_outcome_recomputed_from_the_files(tmp_
         assert code == 0, output
     code, output, _ = _signals(workdir, "--model", "candidate", "--as-of", "2021-04-21")  # scores the rest
     assert code == 0, output
-    signals = _rows(workdir, "SELECT as_of, symbol FROM signals WHERE as_of < '2021-01-01'")
-    outcomes = {(a, s): (e, r) for a, s, e, r in _rows(workdir, "SELECT as_of, symbol, exit_date, exit_reason "
+    signals = query(workdir, "SELECT as_of, symbol FROM signals WHERE as_of < '2021-01-01'")
+    outcomes = {(a, s): (e, r) for a, s, e, r in query(workdir, "SELECT as_of, symbol, exit_date, exit_reason "
                                                                 "FROM signal_outcomes")}
     assert len(signals) >= 8 * 20 and set(outcomes) == set(signals), "every 2019-2020 signal has matured"
     for as_of, symbol in signals:
@@ -133,18 +124,18 @@ def test_time_travel_on_real_prices_every_outcome_recomputed_from_the_files(tmp_
         close = frame.set_index("timestamp")["adjusted_close"]
         exit_date, reason = _independent_outcome(close, pd.Timestamp(as_of), 20, 1.5, 20)
         assert outcomes[(as_of, symbol)] == (str(exit_date.date()), reason), (as_of, symbol)
-    later = _rows(workdir, "SELECT COUNT(*) FROM signals WHERE as_of > '2018-12-31'")[0][0]
-    assert later == len(_rows(workdir, "SELECT as_of, symbol FROM signals"))
+    later = query(workdir, "SELECT COUNT(*) FROM signals WHERE as_of > '2018-12-31'")[0][0]
+    assert later == len(query(workdir, "SELECT as_of, symbol FROM signals"))
     # Training data untouched: the run's cached prices still end at its --end date.
-    assert _rows(workdir, "SELECT MAX(date) FROM price_data WHERE source NOT LIKE '%#live'")[0][0] <= "2018-12-31"
+    assert query(workdir, "SELECT MAX(date) FROM price_data WHERE source NOT LIKE '%#live'")[0][0] <= "2018-12-31"
 
 
 def test_a_training_run_scores_the_matured_signals_from_the_cached_prices(demo_workdir, tmp_path):
     workdir = copy_workdir(demo_workdir, tmp_path / "work")
     code, output, _ = _signals(workdir, "--model", "candidate", "--as-of", "2025-06-30")
     assert code == 0, output
-    assert _rows(workdir, "SELECT COUNT(*) FROM signal_outcomes")[0][0] == 0
+    assert query(workdir, "SELECT COUNT(*) FROM signal_outcomes")[0][0] == 0
     again = run_program("run_training.py", *demo_args(workdir, workdir / "fast.toml", DEMO_SYMBOLS), env=wide_env())
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"{DEMO_SYMBOLS} earlier signals matured and were scored" in flat(again)
-    assert _rows(workdir, "SELECT COUNT(*) FROM signal_outcomes")[0][0] == DEMO_SYMBOLS
+    assert query(workdir, "SELECT COUNT(*) FROM signal_outcomes")[0][0] == DEMO_SYMBOLS

@@ -35,6 +35,16 @@ def _interval(text: str) -> float:
     return value
 
 
+def _chosen_source(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
+    """--demo is --source demo; --prices-dir alone means --source csv; None: the default."""
+    if args.demo and args.source not in (None, "demo"):
+        parser.error(f"--demo contradicts --source {args.source}; use one of them")
+    source = "demo" if args.demo else args.source
+    if args.prices_dir is not None and source is None:
+        source = "csv"
+    return source
+
+
 def build_run_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="run_training.py",
@@ -58,11 +68,7 @@ def build_run_parser() -> argparse.ArgumentParser:
 def parse_run_options(argv: list[str]) -> RunOptions:
     parser = build_run_parser()
     args = parser.parse_args(argv)
-    if args.demo and args.source not in (None, "demo"):
-        parser.error(f"--demo contradicts --source {args.source}; use one of them")
-    source = "demo" if args.demo else args.source
-    if args.prices_dir is not None and source is None:
-        source = "csv"
+    source = _chosen_source(parser, args)
     return RunOptions(workdir=args.workdir, config_path=args.config_path, source=source,
                       prices_dir=args.prices_dir, universe=args.universe, max_symbols=args.max_symbols,
                       start=args.start, end=args.end, jobs=args.jobs, allow_sleep=args.allow_sleep,
@@ -93,11 +99,7 @@ def generate_signals_main(argv: list[str]) -> int:
                         help="warn when the newest price is older than this many business days (default 3)")
     parser.add_argument("--json", action="store_true", help="print the signals as JSON for scripts")
     args = parser.parse_args(argv)
-    if args.demo and args.source not in (None, "demo"):
-        parser.error(f"--demo contradicts --source {args.source}; use one of them")
-    source = "demo" if args.demo else args.source
-    if args.prices_dir is not None and source is None:
-        source = "csv"
+    source = _chosen_source(parser, args)
     from trainer.app.signals import run_signals
     from trainer.options import SignalOptions
 

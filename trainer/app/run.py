@@ -32,6 +32,13 @@ from trainer.run_context import ConfigMismatch, open_run
 log = logging.getLogger(__name__)
 
 
+def refuse(what: str, error: BaseException, code: int) -> int:
+    """Log why a command stopped, show the user the message (never a traceback), return the code."""
+    log.error("%s: %s", what, error)
+    console.error(str(error))
+    return code
+
+
 def _raise_interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -69,13 +76,9 @@ def _run_locked(options: RunOptions, log_path: Path) -> int:
         console.error(str(error))
         return exit_codes.CONFIG_ERROR
     except (ConfigError, UniverseError) as error:
-        log.error("configuration error: %s", error)
-        console.error(str(error))
-        return exit_codes.CONFIG_ERROR
+        return refuse("configuration error", error, exit_codes.CONFIG_ERROR)
     except StoreError as error:
-        log.error("database error: %s", error)
-        console.error(str(error))
-        return exit_codes.DATA_ERROR
+        return refuse("database error", error, exit_codes.DATA_ERROR)
     except KeyboardInterrupt:
         console.warn("Stopped before any work started; nothing changed.")
         return exit_codes.INTERRUPTED

@@ -12,6 +12,7 @@ from backend.universe import UniverseError
 from trainer import console
 from trainer.app import exit_codes
 from trainer.app.logging_setup import setup_logging
+from trainer.app.run import refuse
 from trainer.app.run_lock import AlreadyRunning, RunLock
 from trainer.options import SignalOptions
 from trainer.paths import WorkPaths
@@ -35,17 +36,11 @@ def run_signals(options: SignalOptions) -> int:
         console.error(str(error).replace("training run", "signals run"))
         return exit_codes.ALREADY_RUNNING
     except ModelError as error:
-        log.error("model: %s", error)
-        console.error(str(error))
-        return exit_codes.NO_MODEL
+        return refuse("model", error, exit_codes.NO_MODEL)
     except (SignalsError, UniverseError) as error:
-        log.error("signals: %s", error)
-        console.error(str(error))
-        return exit_codes.CONFIG_ERROR
+        return refuse("signals", error, exit_codes.CONFIG_ERROR)
     except StoreError as error:
-        log.error("database error: %s", error)
-        console.error(str(error))
-        return exit_codes.DATA_ERROR
+        return refuse("database error", error, exit_codes.DATA_ERROR)
     except KeyboardInterrupt:
         console.warn("Stopped. Files of earlier signals runs are whole; run again to make these signals.")
         return exit_codes.INTERRUPTED
