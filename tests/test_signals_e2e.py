@@ -139,3 +139,24 @@ def test_a_training_run_scores_the_matured_signals_from_the_cached_prices(demo_w
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"{DEMO_SYMBOLS} earlier signals matured and were scored" in flat(again)
     assert query(workdir, "SELECT COUNT(*) FROM signal_outcomes")[0][0] == DEMO_SYMBOLS
+
+
+def test_a_run_killed_after_its_rows_is_completed_by_the_next_and_training_files_never_change(demo_workdir,
+                                                                                            tmp_path):
+    from tests.support import file_digests, program_env
+
+    workdir = copy_workdir(demo_workdir, tmp_path / "work")
+    training_files = file_digests(workdir)
+    killed = run_program("generate_signals.py", "--workdir", workdir, "--model", "candidate", "--as-of",
+                         "2025-02-28", env=program_env(TRAINER_CRASH_AT="signals.rows_written:1", COLUMNS="400"))
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    csv = workdir / "signals" / "2025-02-28-candidate.csv"
+    assert not csv.exists() and not list((workdir / "signals").glob("*.tmp"))
+    code, output, _ = _signals(workdir, "--model", "candidate", "--as-of", "2025-02-28")
+    assert code == 0 and csv.is_file(), output
+    assert len(csv.read_text(encoding="utf-8").splitlines()) == DEMO_SYMBOLS + 1
+    assert query(workdir, "SELECT COUNT(*) FROM signals")[0][0] == DEMO_SYMBOLS
+    after = file_digests(workdir)
+    assert {name: digest for name, digest in after.items() if name != "data/trainer.db"} == \
+        {name: digest for name, digest in training_files.items() if name != "data/trainer.db"}, \
+        "the checkpoint and its backup are untouched by signals runs"

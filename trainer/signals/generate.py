@@ -30,6 +30,7 @@ from backend.prices.factory import make_source
 from backend.universe import load_universe
 from trainer import console
 from trainer.checkpoint import CheckpointManager
+from trainer.crash_points import crash_point
 from trainer.ml.metrics import directional_score
 from trainer.options import SignalOptions
 from trainer.paths import WorkPaths
@@ -76,6 +77,12 @@ def generate_signals(options: SignalOptions) -> SignalsResult:
 def _generate(connection: sqlite3.Connection, paths: WorkPaths, options: SignalOptions) -> SignalsResult:
     model = _model(connection, paths, options.model)
     manifest = model.manifest
+    recorded = connection.execute("SELECT config_hash FROM training_runs WHERE run_id = ?",
+                                  (manifest["run_id"],)).fetchone()
+    if recorded is not None and manifest.get("config_hash") not in (None, recorded[0]):
+        raise ModelError(f"The model's manifest says run {manifest['run_id']} had settings {manifest['config_hash']}, "
+                         f"but this folder's database recorded {recorded[0]} for that run: the model folder belongs "
+                         "to another work folder. Use --workdir of the folder it was trained in, or train here.")
     source = _source(manifest, options)
     universe = _universe(manifest, options)
     symbols = sorted(universe)
@@ -215,6 +222,7 @@ def _write_outputs(connection: sqlite3.Connection, paths: WorkPaths, table: pd.D
         connection.execute("DELETE FROM signals WHERE as_of = ? AND model_version = ?",
                            (str(as_of.date()), model.version))
         store.write_rows(connection, "signals", records)
+    crash_point("signals.rows_written")
     csv_path = folder / f"{as_of.date()}{'' if model.promoted else '-candidate'}.csv"
     _atomic_write(csv_path, table.to_csv(index=False, float_format="%.6g"))
     html_path = csv_path.with_suffix(".html")
