@@ -55,3 +55,18 @@ def test_the_production_manifest_and_the_status_show_the_weights(demo_run):
     assert status.returncode == 0 and "weights:" in shown
     best = max(weights, key=weights.__getitem__)
     assert f"{best} {weights[best]:.2f}" in shown
+
+
+def test_tomorrows_signals_come_from_the_promoted_model(demo_run):
+    """make demo, then generate_signals.py --demo: one row per demo symbol from the production model,
+    for the newest day of the continued demo market."""
+    workdir, _ = demo_run
+    result = run_program("generate_signals.py", "--workdir", workdir, "--demo", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["promoted"] and payload["as_of"] == "2025-12-31" and not payload["skipped"]
+    rows = payload["signals"]
+    assert len(rows) == 82 and {row["model_version"] for row in rows} == {read_checkpoint(workdir)["run_id"]}
+    assert all(abs(row["p_sell"] + row["p_hold"] + row["p_buy"] - 1) < 1e-9 for row in rows)
+    actions = [row["action"] for row in rows]
+    assert 0 < actions.count("BUY") < 30 and 0 < actions.count("SELL") < 30
