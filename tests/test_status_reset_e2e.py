@@ -286,3 +286,34 @@ def test_reset_on_a_damaged_database_refuses_and_deletes_nothing(tmp_path):
     assert f"The database {database} cannot be opened" in output and "Nothing was reset" in output
     assert "Traceback" not in output
     assert database.read_bytes() == damaged
+
+
+@pytest.mark.parametrize("loss", ["deleted", "emptied"])
+def test_a_lost_database_restarts_the_run_from_the_prices_with_the_same_results(finished, tmp_path, loss):
+    """Regression (issue 15, case 2): 'move the damaged database aside and run again' used to end in
+    an IndexError in the backtest phase on every later run."""
+    workdir = copy_workdir(finished, tmp_path / "work")
+    database = workdir / "data" / "trainer.db"
+    for path in database.parent.glob("trainer.db*"):
+        path.unlink()
+    if loss == "emptied":
+        database.write_bytes(b"")
+    again = run_program("run_training.py", *demo_args(workdir, write_fast_config(tmp_path), SYMBOLS), env=wide_env())
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "holds none of run" in flat(again) and "starts again from the prices" in flat(again)
+    assert database_snapshot(workdir) == database_snapshot(finished)
+    assert read_checkpoint(workdir)["current_phase"] == "complete"
+
+
+def test_a_database_deleted_during_the_run_is_reported_not_a_success(tmp_path):
+    config = write_fast_config(tmp_path)
+    process = start_program("run_training.py", *demo_args(tmp_path / "work", config, SYMBOLS), env=wide_env())
+    wait_until(lambda: (read_checkpoint(tmp_path / "work") or {}).get("current_phase") in ("dataset", "training"),
+               120, "the run to reach its training")
+    for path in (tmp_path / "work" / "data").glob("trainer.db*"):
+        path.unlink()
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 3, output
+    assert "was deleted while the run was working" in " ".join(output.split())
+    again = run_program("run_training.py", *demo_args(tmp_path / "work", config, SYMBOLS), env=wide_env())
+    assert again.returncode == 0 and "starts again from the prices" in flat(again), again.stdout + again.stderr

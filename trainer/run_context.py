@@ -217,6 +217,7 @@ def _register_run(context: RunContext, config_hash: str) -> None:
 
 def reconcile(context: RunContext) -> None:
     """Make the checkpoint agree with what the database committed (the database wins for data)."""
+    _restart_if_database_lost(context)
     backtest = context.state["backtest"]
     committed = store.committed_symbols(context.connection, context.run_id)
     listed = set(backtest["completed_symbols"])
@@ -244,6 +245,25 @@ def reconcile(context: RunContext) -> None:
     context.checkpoint.save()
     for notice in context.notices:
         log.info(notice)
+
+
+def _restart_if_database_lost(context: RunContext) -> None:
+    """The checkpoint says the market context was built, but the database holds none of it: the
+    database was deleted, emptied or replaced. Every later phase read and wrote data that is gone,
+    so the run starts again from the prices (same run id; the models are retrained), instead of
+    failing on the missing rows on every later run."""
+    if not context.phase_done("market"):
+        return
+    if context.connection.execute("SELECT 1 FROM market_data WHERE run_id = ? LIMIT 1",
+                                  (context.run_id,)).fetchone() is not None:
+        return
+    state = context.state
+    clear_training(context.connection, state, context.paths.artifacts(context.run_id))
+    state["backtest"].update(completed_symbols=[], in_progress=None, total_samples=0)
+    state["current_phase"] = "prices"
+    context.notices.append(f"The database {context.paths.database} holds none of run {context.run_id}'s data (it "
+                           "was deleted, emptied or replaced): the run starts again from the prices, and its models "
+                           "will be retrained. The results are the same as before.")
 
 
 TRAINING_PHASES_RESET_TO = "dataset"

@@ -39,6 +39,15 @@ def refuse(what: str, error: BaseException, code: int) -> int:
     return code
 
 
+def _database_vanished(context) -> int:
+    """The database file was deleted while the run worked: on Linux and macOS the run goes on
+    writing into the deleted file, so a clean end would be a lie; say what happened instead."""
+    log.error("the database %s disappeared during the run", context.paths.database)
+    console.error(f"The database {context.paths.database} was deleted while the run was working, so what it "
+                  "wrote is lost. Run the same command again: the run starts again from the prices.")
+    return exit_codes.DATA_ERROR
+
+
 def _raise_interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -85,6 +94,8 @@ def _run_locked(options: RunOptions, log_path: Path) -> int:
     try:
         with keep_awake(not context.config.run.allow_sleep):
             execute(context)
+        if not context.paths.database.exists():
+            return _database_vanished(context)
         show_verdict(context)
     except KeyboardInterrupt:
         log.warning("interrupted during phase %s", context.state["current_phase"])
@@ -93,10 +104,15 @@ def _run_locked(options: RunOptions, log_path: Path) -> int:
         console.info(f"Run the same command again to resume: {resume_command()}")
         return exit_codes.INTERRUPTED
     except DataError as error:
-        log.error("data error: %s", error)
-        console.error(str(error))
-        return exit_codes.DATA_ERROR
+        return refuse("data error", error, exit_codes.DATA_ERROR)
+    except StoreError as error:
+        if not context.paths.database.exists():
+            return _database_vanished(context)
+        return refuse("database error", error, exit_codes.DATA_ERROR)
     except Exception as error:
+        if not context.paths.database.exists():
+            log.exception("error after the database disappeared")
+            return _database_vanished(context)
         log.exception("unexpected error in phase %s", context.state["current_phase"])
         console.error(f"Unexpected error in phase '{context.state['current_phase']}': "
                       f"{type(error).__name__}: {error}")
