@@ -279,3 +279,22 @@ def test_bad_arguments_and_config_files_are_config_errors_naming_the_problem(tmp
         assert text in output
     assert "Traceback" not in output
     _assert_stopped_before_any_work(workdir)
+
+
+def test_without_network_the_default_command_says_so_once_and_counts_no_attempt(tmp_path):
+    """Issue 15, case 3: offline, every symbol used to be 'delisted or wrong symbol', and each
+    double-click burnt one of run.max_attempts. The network is 'pulled' by a proxy that refuses."""
+    workdir = tmp_path / "work"
+    offline = wide_env(HTTPS_PROXY="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9",
+                       HTTP_PROXY="http://127.0.0.1:9", http_proxy="http://127.0.0.1:9")
+    config = write_fast_config(tmp_path)
+    for _ in range(2):
+        result = run_program("run_training.py", "--max-symbols", "2", "--config", config, "--workdir", workdir,
+                             "--no-open", env=offline)
+        shown = flat(result)
+        assert result.returncode == 3, shown
+        assert shown.count("Yahoo could not be reached") == 1 and "2 of 2 symbols could not be fetched" in shown
+        assert "delisted" not in shown and "Traceback" not in shown
+        state = read_checkpoint(workdir)
+        assert state["current_phase"] == "prices" and state["backtest"]["failed_symbols"] == {}
+    assert query(workdir, "SELECT COUNT(*) FROM price_fetches")[0][0] == 0, "no failure is cached"

@@ -266,3 +266,25 @@ def test_the_real_yfinance_download_is_understood(monkeypatch, sleeps):
     assert results["LIMITED"].error.startswith("Yahoo did not answer for LIMITED after 2 attempts "
                                                "(YFRateLimitError('Too Many Requests.")
     assert sleeps == [2.0]
+
+
+def test_no_network_is_reported_as_unreachable_not_as_a_delisted_symbol(monkeypatch, sleeps):
+    """Offline, yfinance 1.7 logs the curl error, then claims every ticker is 'possibly delisted'."""
+    def offline(tickers: list[str]) -> pd.DataFrame:
+        logger = logging.getLogger("yfinance")
+        logger.warning("Cookie/crumb fetch failed (DNSError), continuing without crumb")
+        for ticker in tickers:
+            logger.error(f"Failed to get ticker '{ticker}' reason: Failed to perform, curl: (6) Could not resolve "
+                         "host: query2.finance.yahoo.com. See https://curl.se/libcurl/c/libcurl-errors.html first")
+        logger.error(f"{tickers}: possibly delisted; no timezone found")
+        return downloaded(**{ticker: None for ticker in tickers})
+
+    fake = FakeDownload(*[offline] * 4)
+    results = fetch(monkeypatch, fake, ["AAPL", "MSFT"], sleeps)
+
+    assert sleeps == [2.0, 4.0, 8.0], "a short outage is waited out first"
+    for symbol in ("AAPL", "MSFT"):
+        assert results[symbol].unreachable and results[symbol].prices is None
+        assert results[symbol].error.startswith("Yahoo could not be reached (Could not resolve host: "
+                                                "query2.finance.yahoo.com)")
+        assert "delisted" not in results[symbol].error

@@ -130,7 +130,10 @@ def run_data_phases(context: RunContext) -> None:
     """prices -> market -> backtest for every symbol still to do."""
     pending = prices.pending_symbols(context)
     wanted = context.symbols if not context.phase_done("market") else pending
-    prices.fetch_missing(context, wanted)
+    try:
+        prices.fetch_missing(context, wanted)
+    except prices.SourceUnreachable as error:
+        raise DataError(str(error)) from None
     available = prices.available_symbols(context, wanted)
     failures = prices.failed_fetches(context)
     for symbol in pending:

@@ -39,6 +39,9 @@ class FetchResult:
     prices: pd.DataFrame | None
     issues: list[DataIssue] = field(default_factory=list)
     error: str | None = None
+    # The source could not be reached at all (no network, DNS, refused): not the symbol's fault,
+    # so it is not counted as one of the symbol's attempts and the run stops to say so once.
+    unreachable: bool = False
 
 
 class PriceSource(ABC):

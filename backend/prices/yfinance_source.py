@@ -29,6 +29,11 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (YFRateLimitError, OSError)
 _TRANSIENT_TEXT = re.compile(r"rate ?limit|too many requests|connection|timeout|timed out|curl|"
                              r"currently down|temporar", re.IGNORECASE)
 _LOGGED_FAILURE = re.compile(r"^\[(?P<tickers>[^\]]*)\]: (?P<message>.*)$", re.DOTALL)
+# What yfinance logs (as warnings or errors, in its own words) when Yahoo cannot be reached at all;
+# the per-ticker line it logs after that ("possibly delisted; no timezone found") is then a lie.
+_UNREACHABLE_TEXT = re.compile(r"could not resolve host|dnserror|name or service not known|network is unreachable|"
+                               r"failed to establish a new connection|connection refused|no route to host|"
+                               r"failed to connect to|could not connect to server", re.IGNORECASE)
 
 
 class YFinanceSource(PriceSource):
@@ -58,14 +63,15 @@ class YFinanceSource(PriceSource):
 
     def _fetch_batch(self, batch: list[str], start: str | None, end: str | None) -> Iterator[FetchResult]:
         """Results as soon as they are known; symbols hit by a transient failure are asked again."""
-        pending, reason = batch, ""
+        pending, reason, offline = batch, "", False
         for attempt in range(self.max_retries + 1):
             if attempt:
                 self.sleep(self.backoff_seconds * 2 ** (attempt - 1))
             try:
-                frame, failures = _download(pending, start, end)
+                frame, failures, unreachable = _download(pending, start, end)
             except TRANSIENT_ERRORS as error:
                 reason = f"{type(error).__name__}: {error}"
+                offline = _UNREACHABLE_TEXT.search(reason) is not None
                 continue
             except Exception as error:  # a yfinance bug or a Yahoo format change: no retry helps
                 for symbol in pending:
@@ -74,10 +80,14 @@ class YFinanceSource(PriceSource):
                         "yfinance (pip install -U yfinance) or use --source csv"))
                 return
             retry = []
+            offline = unreachable is not None
             for symbol in pending:
                 failure = failures.get(symbol.upper())
                 rows = _symbol_rows(frame, symbol, single=len(pending) == 1)
-                if rows is None and failure is not None and _TRANSIENT_TEXT.search(failure):
+                if rows is None and unreachable is not None:
+                    retry.append(symbol)
+                    reason = unreachable
+                elif rows is None and failure is not None and _TRANSIENT_TEXT.search(failure):
                     retry.append(symbol)
                     reason = failure
                 else:
@@ -86,6 +96,11 @@ class YFinanceSource(PriceSource):
             if not pending:
                 return
         for symbol in pending:
+            if offline:
+                yield FetchResult(symbol, None, unreachable=True, error=(
+                    f"Yahoo could not be reached ({reason}). Check the internet connection, then run again: "
+                    "symbols already fetched are kept, and this does not count as a failed attempt."))
+                continue
             yield FetchResult(symbol, None, error=(
                 f"Yahoo did not answer for {symbol} after {self.max_retries + 1} attempts ({reason}). Check "
                 "the internet connection or wait a few minutes (Yahoo limits requests), then run again: "
@@ -117,40 +132,51 @@ class YFinanceSource(PriceSource):
 
 
 def _download(symbols: list[str], start: str | None,
-              end: str | None) -> tuple[pd.DataFrame | None, dict[str, str]]:
-    """One yfinance.download call and the per-ticker failures it logged (UPPER ticker -> message).
+              end: str | None) -> tuple[pd.DataFrame | None, dict[str, str], str | None]:
+    """One yfinance.download call, the per-ticker failures it logged (UPPER ticker -> message) and
+    the first sign that Yahoo could not be reached at all (None if there was none).
     Yahoo's `end` is exclusive, the contract's is inclusive; no start means all history."""
     options: dict[str, object] = {"period": "max"} if start is None else {"start": start}
     if end is not None:
         options["end"] = (date.fromisoformat(end) + timedelta(days=1)).isoformat()
-    with _logged_failures() as failures:
+    with _logged_failures() as collector:
         frame = yfinance.download(symbols, auto_adjust=False, actions=True, group_by="ticker",
                                   progress=False, threads=False, **options)
-    return frame, failures
+    return frame, collector.failures, collector.unreachable
 
 
 class _FailureCollector(logging.Handler):
     """Keeps the "['T1', 'T2']: message" lines yfinance.download logs for the tickers that failed."""
 
     def __init__(self) -> None:
-        super().__init__(logging.ERROR)
+        super().__init__(logging.WARNING)
         self.failures: dict[str, str] = {}
+        self.unreachable: str | None = None  # why Yahoo could not be reached, if it could not
+        self._error_seen = False  # an ERROR record gave the reason (better than a warning's)
 
     def emit(self, record: logging.LogRecord) -> None:
-        match = _LOGGED_FAILURE.match(record.getMessage())
+        message = record.getMessage()
+        found = _UNREACHABLE_TEXT.search(message)
+        if found and (self.unreachable is None or (record.levelno >= logging.ERROR and not self._error_seen)):
+            # from the cause on ("Could not resolve host: ..."), without curl's "See https://..." tail
+            self.unreachable = message[found.start():].split(". See ")[0].strip()[:200]
+            self._error_seen = record.levelno >= logging.ERROR
+        if record.levelno < logging.ERROR:
+            return
+        match = _LOGGED_FAILURE.match(message)
         if match:
             for ticker in re.findall(r"'([^']+)'", match["tickers"]):
                 self.failures[ticker.upper()] = match["message"].strip()
 
 
 @contextmanager
-def _logged_failures() -> Iterator[dict[str, str]]:
-    """UPPER ticker -> failure message, for what yfinance logs while the block runs."""
+def _logged_failures() -> Iterator[_FailureCollector]:
+    """What yfinance logs while the block runs: per-ticker failures and network trouble."""
     logger = logging.getLogger("yfinance")
     collector = _FailureCollector()
     logger.addHandler(collector)
     try:
-        yield collector.failures
+        yield collector
     finally:
         logger.removeHandler(collector)
 

@@ -69,8 +69,16 @@ def _store_result(context: RunContext, result: FetchResult, stamp: str | None) -
             "fetched_at": now_iso()}])
 
 
+class SourceUnreachable(RuntimeError):
+    """The price source could not be reached at all (no network); nothing was counted against
+    the symbols. The message says so once, with the reason."""
+
+
 def fetch_missing(context: RunContext, wanted: list[str]) -> None:
-    """Fetch every wanted symbol that has no cached outcome for this range (failures are retried)."""
+    """Fetch every wanted symbol that has no cached outcome for this range (failures are retried).
+
+    Raises SourceUnreachable after the fetch when the source could not be reached for some of
+    them: what was fetched is kept (cached), the unreached symbols get no failed attempt."""
     stamps = context.source.fingerprints(wanted)
     cached = _cached_ok(context, wanted, stamps)
     to_fetch = [symbol for symbol in wanted if symbol not in cached]
@@ -80,7 +88,13 @@ def fetch_missing(context: RunContext, wanted: list[str]) -> None:
     log.info("prices: fetching %d symbols from %s", len(to_fetch), context.source.key)
     with console.make_progress(console.get_console()) as progress:
         task = progress.add_task("Prices", total=len(to_fetch))
+        unreached: list[FetchResult] = []
         for result in context.source.fetch(to_fetch, context.config.data.start, context.config.data.end):
+            if result.unreachable:
+                unreached.append(result)
+                log.warning("prices: %s: source unreachable: %s", result.symbol, result.error)
+                progress.advance(task)
+                continue
             _store_result(context, result, stamps.get(result.symbol))
             if result.error:
                 log.warning("prices: %s failed: %s", result.symbol, result.error)
@@ -92,6 +106,10 @@ def fetch_missing(context: RunContext, wanted: list[str]) -> None:
                 console.warn(f"{result.symbol}: data problems: {listed}; bad rows are left out "
                              "(details in the data_issues table and the report)")
             progress.advance(task)
+    if unreached:
+        fetched = len(to_fetch) - len(unreached)
+        raise SourceUnreachable(f"{unreached[0].error} {len(unreached)} of {len(to_fetch)} symbols could not be "
+                                f"fetched" + (f"; the other {fetched} are saved in the cache." if fetched else "."))
 
 
 def failed_fetches(context: RunContext) -> dict[str, str]:
