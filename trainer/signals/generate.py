@@ -94,9 +94,14 @@ def _generate(connection: sqlite3.Connection, paths: WorkPaths, options: SignalO
     for symbol in update.refetched:
         warnings.append(f"{symbol}: its adjusted history changed (a dividend or split), so all of it was "
                         "fetched again.")
+    by_reason: dict[str, list[str]] = {}
     for symbol, reason in update.failed.items():
-        warnings.append(f"{symbol}: prices not updated ({reason}); "
-                        + ("cached prices used." if symbol in update.prices else "no signal."))
+        by_reason.setdefault(reason, []).append(symbol)
+    for reason, failed in by_reason.items():  # one line per cause: offline is one warning, not 82
+        cached = [symbol for symbol in failed if symbol in update.prices]
+        names = ", ".join(failed[:5]) + (f" and {len(failed) - 5} more" if len(failed) > 5 else "")
+        warnings.append(f"{names}: prices not updated ({reason}); "
+                        + (f"cached prices used for {len(cached)} of them." if cached else "no signal."))
     prices = {symbol: update.prices[symbol] for symbol in symbols if symbol in update.prices}
     if not prices:
         raise SignalsError(f"No prices for any of the {len(symbols)} symbols from {source.key}; check the source "
