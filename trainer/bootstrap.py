@@ -45,6 +45,10 @@ def declared_requirements(pyproject: Path, with_dev: bool) -> list[str]:
     return requirements
 
 
+# Platforms where pyproject.toml asks for xgboost-cpu instead of xgboost (see its dependencies).
+CPU_XGBOOST_PLATFORMS = ("linux", "win32")
+
+
 def requirements_stamp(requirements: list[str]) -> str:
     """A fingerprint of the requirement list; a change means pip has work to do."""
     return hashlib.sha256("\n".join(sorted(requirements)).encode("utf-8")).hexdigest()
@@ -111,6 +115,11 @@ def ensure_environment(venv_dir: Path, with_dev: bool, *, pyproject: Path = PROJ
           flush=True)
     run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q",
          "--upgrade", "pip"], check=True)
+    if sys.platform in CPU_XGBOOST_PLATFORMS:
+        # An environment of an earlier release has the full xgboost; xgboost-cpu installs the same
+        # module, and two distributions owning one folder break each other on the next upgrade.
+        run([str(python), "-m", "pip", "uninstall", "--disable-pip-version-check", "-q", "-y", "xgboost"],
+            check=False)
     # Not quiet: the first install downloads hundreds of MB, and a silent window looks hung.
     run([str(python), "-m", "pip", "install", "--disable-pip-version-check",
          *declared_requirements(pyproject, with_dev)], check=True)
