@@ -106,3 +106,34 @@ def test_completed_run_is_not_redone(tmp_path, reference):
     assert again.returncode == 0, again.stdout + again.stderr
     assert "Backtest" not in again.stdout
     assert database_snapshot(workdir)["trades"] == expected_db["trades"]
+
+
+def test_a_reader_that_goes_away_does_not_stop_the_run(tmp_path, reference):
+    """`run_training.py | head -1`: the pipe closes after the first line; the run still finishes."""
+    _, expected_db, _ = reference
+    config = write_fast_config(tmp_path)
+    process = start_program("run_training.py", *_args(tmp_path, config))
+    process.stdout.readline()
+    process.stdout.close()
+    assert process.wait(timeout=300) == 0
+    assert database_snapshot(tmp_path) == expected_db
+    assert "the output stream was closed" in (tmp_path / "logs" / "training.log").read_text(encoding="utf-8")
+
+
+def test_a_closed_terminal_sighup_saves_progress_and_says_so_in_the_log(tmp_path, reference):
+    _, expected_db, _ = reference
+    config = write_fast_config(tmp_path)
+    process = start_program("run_training.py", *_args(tmp_path, config))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        state = read_checkpoint(tmp_path)
+        if state and state["backtest"]["completed_symbols"]:
+            break
+        time.sleep(0.01)
+    process.send_signal(signal.SIGHUP)
+    process.communicate(timeout=60)
+    assert process.returncode == 4
+    assert "interrupted during phase" in (tmp_path / "logs" / "training.log").read_text(encoding="utf-8")
+    resumed = run_program("run_training.py", *_args(tmp_path, config))
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert database_snapshot(tmp_path) == expected_db

@@ -179,3 +179,65 @@ def _forgive_unencodable_output() -> None:
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             reconfigure(errors="replace")
+    if not isinstance(sys.stdout, _SurvivesClosedPipe) and sys.stdout is not None:
+        sys.stdout = _SurvivesClosedPipe(sys.stdout)
+    if not isinstance(sys.stderr, _SurvivesClosedPipe) and sys.stderr is not None:
+        sys.stderr = _SurvivesClosedPipe(sys.stderr)
+
+
+class _SurvivesClosedPipe:
+    """A stream that keeps working when its reader goes away.
+
+    `run_training.py | head -1`, or a closed terminal, turns every later write into a
+    BrokenPipeError (or an OSError): in the middle of a backtest that would stop the run for
+    nothing. The first such write points the file descriptor at the null device, logs it once,
+    and the run goes on; everything is still in logs/training.log."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+        self._closed = False
+
+    def _reader_gone(self, error: OSError) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        import logging
+        import os
+
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass  # no descriptor to redirect (a StringIO in tests): writes are dropped below
+        logging.getLogger(__name__).warning("the output stream was closed (%s); the run goes on, "
+                                            "messages continue in this log only", error)
+
+    def write(self, text: str) -> int:
+        if self._closed:
+            return len(text)
+        try:
+            return self._stream.write(text)
+        except (BrokenPipeError, ConnectionResetError) as error:
+            self._reader_gone(error)
+            return len(text)
+        except OSError as error:
+            if error.errno not in (5, 32):  # EIO: the terminal is gone; EPIPE
+                raise
+            self._reader_gone(error)
+            return len(text)
+
+    def flush(self) -> None:
+        if self._closed:
+            return
+        try:
+            self._stream.flush()
+        except (BrokenPipeError, ConnectionResetError) as error:
+            self._reader_gone(error)
+        except OSError as error:
+            if error.errno not in (5, 32):
+                raise
+            self._reader_gone(error)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)

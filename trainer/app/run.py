@@ -53,10 +53,12 @@ def _raise_interrupt(signum: int, _frame: object) -> None:
 
 
 def install_stop_handlers() -> None:
-    """SIGTERM (and SIGBREAK on Windows, e.g. a closed console) behave like Ctrl+C."""
+    """SIGTERM, SIGHUP (a closed terminal) and SIGBREAK (Windows, a closed console) behave like Ctrl+C."""
     signal.signal(signal.SIGTERM, _raise_interrupt)
     if hasattr(signal, "SIGBREAK"):
         signal.signal(signal.SIGBREAK, _raise_interrupt)
+    if hasattr(signal, "SIGHUP"):  # the terminal was closed (Linux, macOS): stop cleanly, say so in the log
+        signal.signal(signal.SIGHUP, _raise_interrupt)
 
 
 def resume_command() -> str:
