@@ -92,6 +92,7 @@ def test_status_after_a_complete_run_shows_the_phase_and_the_models(finished):
     assert "Ensemble" in output and "weights:" in output and "Report" in output and "finished" in output
 
     as_json = run_program("check_checkpoint.py", "--workdir", finished, "--json")
+    assert as_json.stdout.count("\n") == 1, "one line: scripts read it line by line (JSON Lines with --watch)"
     summary = json.loads(as_json.stdout)["summary"]
     assert summary["phase"] == "complete" and summary["running"] is False
     assert (summary["symbols_done"], summary["models_done"], summary["models_total"]) == (3, 2, 2)

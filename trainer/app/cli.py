@@ -113,7 +113,8 @@ def check_checkpoint_main(argv: list[str]) -> int:
                                      description="Show the progress of the current or last training run.")
     parser.add_argument("--workdir", type=_workdir, help="work directory of the run (default: project folder)")
     parser.add_argument("--watch", action="store_true", help="refresh every few seconds until Ctrl+C")
-    parser.add_argument("--json", action="store_true", help="print the state as JSON for scripts")
+    parser.add_argument("--json", action="store_true",
+                        help="print the state as one line of JSON for scripts (with --watch: one line per refresh)")
     parser.add_argument("--interval", type=_interval, default=3.0,
                         help="seconds between refreshes with --watch (at least 0.5)")
     parser.add_argument("--signals", action="store_true",

@@ -138,7 +138,8 @@ def show_status(workdir: Path | None, *, watch: bool, as_json: bool, interval: f
             else:
                 summary = summarise(state, is_running(paths.checkpoints))
                 if as_json:
-                    print(json.dumps({"checkpoint": state, "summary": summary}, indent=2))
+                    # One line per document: with --watch the output is JSON Lines, one state per refresh.
+                    print(json.dumps({"checkpoint": state, "summary": summary}), flush=True)
                 else:
                     render(state, summary)
             if not watch:
