@@ -100,3 +100,12 @@ def test_missing_artifacts_and_corrupt_manifest_are_clear_errors(tmp_path):
     (production / "manifest.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(PromotionError, match="not valid JSON"):
         current_production(production)
+
+
+def test_a_leftover_temp_file_is_not_part_of_the_promoted_model(tmp_path):
+    """Issue 15, case 7: a half-written '.<name>.<pid>.tmp' from a full disk was copied and listed."""
+    artifacts = _artifacts(tmp_path, "run1")
+    (artifacts / ".svm.joblib.4242.tmp").write_bytes(b"half")
+    production = promote("run1", artifacts, tmp_path / "models" / "production", _manifest("run1"))
+    assert not list(production.rglob("*.tmp"))
+    assert not any(name.endswith(".tmp") for name in current_production(production)["files"])

@@ -318,3 +318,34 @@ def test_a_database_deleted_during_the_run_is_reported_not_a_success(tmp_path):
     assert "was deleted while the run was working" in " ".join(output.split())
     again = run_program("run_training.py", *demo_args(tmp_path / "work", config, SYMBOLS), env=wide_env())
     assert again.returncode == 0 and "starts again from the prices" in flat(again), again.stdout + again.stderr
+
+
+def _small_disk(folder, megabytes: int) -> bool:
+    """A real full disk: a tmpfs of this size at folder (root only; False where mounting is not allowed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(folder)],
+                          capture_output=True).returncode == 0
+
+
+def test_a_full_disk_stops_cleanly_resumes_cleanly_while_full_and_finishes_once_there_is_room(finished, tmp_path):
+    """Issue 15, case 7: resuming while the disk was still full gave a raw traceback, and half-written
+    temp files were left behind (one was copied into models/production)."""
+    disk = tmp_path / "small"
+    if not _small_disk(disk, 3):
+        pytest.skip("mounting a small tmpfs (a real full disk) needs root in a container that allows mount")
+    try:
+        workdir, config = disk / "work", write_fast_config(tmp_path)
+        for attempt in range(2):  # the first failure, then a resume while the disk is still full
+            result = run_program("run_training.py", *demo_args(workdir, config, SYMBOLS), env=wide_env())
+            assert result.returncode == 3, result.stdout + result.stderr
+            assert "is full" in flat(result) and "Free some space there" in flat(result), attempt
+            assert "Traceback" not in result.stdout + result.stderr
+        status = run_program("check_checkpoint.py", "--workdir", workdir)
+        assert status.returncode == 0, status.stdout + status.stderr
+        subprocess.run(["mount", "-o", "remount,size=80m", str(disk)], check=True)
+        again = run_program("run_training.py", *demo_args(workdir, config, SYMBOLS), env=wide_env())
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert database_snapshot(workdir) == database_snapshot(finished)
+        assert not list(workdir.rglob("*.tmp"))
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)

@@ -126,10 +126,14 @@ def atomic_write_text(path: Path, text: str, *, attempts: int = 20, delay: float
     """
     path = Path(path)
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temp, "w", encoding="utf-8", newline="\n") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with open(temp, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError:  # a full disk: no half-written temp file is left behind
+        temp.unlink(missing_ok=True)
+        raise
     crash_point("checkpoint.temp_written")
     for attempt in range(attempts):
         try:

@@ -126,8 +126,18 @@ def open_run(options: RunOptions) -> RunContext:
     if outcome.state is None:
         _start_or_rebuild(context, config_hash, identity, outcome.problem, archived=archived)
     _register_run(context, config_hash)
+    _remove_stale_temp_files(context)
     reconcile(context)
     return context
+
+
+def _remove_stale_temp_files(context: RunContext) -> None:
+    """Temp files of writes that a kill or a full disk cut short ('.<name>.<pid>.tmp'); only one
+    run works in a folder (the lock), so any that exist now are stale."""
+    for folder in (context.paths.checkpoints, context.paths.artifacts(context.run_id)):
+        for stale in folder.glob(".*.tmp") if folder.is_dir() else []:
+            stale.unlink(missing_ok=True)
+            log.info("removed a stale temp file %s", stale)
 
 
 def _archive_earlier_release(checkpoint: CheckpointManager, state: dict) -> str:

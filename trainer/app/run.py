@@ -7,10 +7,12 @@ are atomic, so this only saves the checkpoint and says how to resume.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shlex
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +39,20 @@ def refuse(what: str, error: BaseException, code: int) -> int:
     log.error("%s: %s", what, error)
     console.error(str(error))
     return code
+
+
+def disk_full(error: BaseException) -> bool:
+    """A write failed because the disk (or the user's quota, or the file size limit) is full."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return True
+    return isinstance(error, sqlite3.Error) and "full" in str(error).lower()
+
+
+def refuse_disk_full(where: Path, error: BaseException) -> int:
+    log.error("disk full: %s", error)
+    console.error(f"The disk holding {where} is full ({error}). Free some space there and run the same "
+                  "command again: everything saved so far is kept, and the run resumes where it stopped.")
+    return exit_codes.DATA_ERROR
 
 
 def _database_vanished(context) -> int:
@@ -89,7 +105,13 @@ def _run_locked(options: RunOptions, log_path: Path) -> int:
     except (ConfigError, UniverseError) as error:
         return refuse("configuration error", error, exit_codes.CONFIG_ERROR)
     except StoreError as error:
+        if disk_full(error.__cause__ or error):
+            return refuse_disk_full(WorkPaths.at(options.workdir).root, error.__cause__ or error)
         return refuse("database error", error, exit_codes.DATA_ERROR)
+    except (OSError, sqlite3.Error) as error:
+        if not disk_full(error):
+            raise
+        return refuse_disk_full(WorkPaths.at(options.workdir).root, error)
     except KeyboardInterrupt:
         console.warn("Stopped before any work started; nothing changed.")
         return exit_codes.INTERRUPTED
@@ -110,11 +132,16 @@ def _run_locked(options: RunOptions, log_path: Path) -> int:
     except StoreError as error:
         if not context.paths.database.exists():
             return _database_vanished(context)
+        if disk_full(error.__cause__ or error):
+            return refuse_disk_full(context.paths.root, error.__cause__ or error)
         return refuse("database error", error, exit_codes.DATA_ERROR)
     except Exception as error:
         if not context.paths.database.exists():
             log.exception("error after the database disappeared")
             return _database_vanished(context)
+        if disk_full(error) or disk_full(error.__cause__ or error):
+            log.exception("disk full in phase %s", context.state["current_phase"])
+            return refuse_disk_full(context.paths.root, error)
         log.exception("unexpected error in phase %s", context.state["current_phase"])
         console.error(f"Unexpected error in phase '{context.state['current_phase']}': "
                       f"{type(error).__name__}: {error}")

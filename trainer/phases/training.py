@@ -119,9 +119,13 @@ def save_artifact(path: Path, payload: dict[str, Any]) -> None:
     """joblib.dump to a temp file, fsync, os.replace: a kill never leaves half an artifact."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    joblib.dump(payload, temp)
-    with open(temp, "rb") as handle:
-        os.fsync(handle.fileno())
+    try:
+        joblib.dump(payload, temp)
+        with open(temp, "rb") as handle:
+            os.fsync(handle.fileno())
+    except OSError:  # a full disk: no half-written temp file is left behind
+        temp.unlink(missing_ok=True)
+        raise
     os.replace(temp, path)
 
 

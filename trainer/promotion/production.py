@@ -40,7 +40,8 @@ def promote(run_id: str, artifacts_dir: Path, production_dir: Path, manifest: di
     staging = production_dir.parent / f"{STAGING_PREFIX}{run_id}"
     if staging.exists():
         shutil.rmtree(staging)  # left by an earlier crash; production was never touched by it
-    shutil.copytree(artifacts_dir, staging)
+    # A temp file left by a killed or disk-full write is not part of the model.
+    shutil.copytree(artifacts_dir, staging, ignore=shutil.ignore_patterns("*.tmp"))
     files = {path.relative_to(staging).as_posix(): _sha256(path)
              for path in sorted(staging.rglob("*")) if path.is_file()}
     full_manifest = {**manifest, "run_id": run_id, "files": files,

@@ -241,10 +241,14 @@ def _plain(value: Any) -> Any:
 
 def _atomic_write(path: Path, text: str) -> None:
     temp = path.with_name(path.name + ".tmp")
-    with open(temp, "w", encoding="utf-8", newline="") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with open(temp, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError:
+        temp.unlink(missing_ok=True)
+        raise
     os.replace(temp, path)
 
 
