@@ -7,6 +7,7 @@ or not there at all.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -197,7 +198,10 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     path = Path(path)
     try:
         if readonly:
-            connection = sqlite3.connect(f"file:{path.as_posix()}?mode=ro", uri=True, timeout=5.0)
+            # A folder that cannot be written (read-only media): SQLite cannot make the WAL's shared
+            # memory file there, so the file is opened as immutable (nothing writes it anyway).
+            immutable = "&immutable=1" if not os.access(path.parent, os.W_OK) else ""
+            connection = sqlite3.connect(f"file:{path.as_posix()}?mode=ro{immutable}", uri=True, timeout=5.0)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(path, timeout=30.0)

@@ -349,3 +349,33 @@ def test_a_full_disk_stops_cleanly_resumes_cleanly_while_full_and_finishes_once_
         assert not list(workdir.rglob("*.tmp"))
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_a_read_only_work_folder_is_read_and_refused_in_one_sentence(finished, tmp_path):
+    """Issue 15, case 6: raw tracebacks ('--- Logging error ---', OSError on checkpoints/.run.lock),
+    and check_checkpoint.py, which only reads, failed too."""
+    workdir, view = copy_workdir(finished, tmp_path / "work"), tmp_path / "read-only"
+    view.mkdir()
+    mounted = subprocess.run(["mount", "--bind", str(workdir), str(view)], capture_output=True).returncode == 0
+    if not mounted:
+        pytest.skip("a read-only bind mount needs root in a container that allows mount (chmod does not stop root)")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(view)], check=True)
+        before = file_digests(workdir)
+        status = run_program("check_checkpoint.py", "--workdir", view, env=wide_env())
+        assert status.returncode == 0 and "phase: complete" in flat(status), status.stdout + status.stderr
+        as_json = run_program("check_checkpoint.py", "--workdir", view, "--json")
+        assert as_json.returncode == 0 and json.loads(as_json.stdout)["summary"]["phase"] == "complete"
+        record = run_program("check_checkpoint.py", "--workdir", view, "--signals", env=wide_env())
+        assert record.returncode == 0 and "No signals have been made" in flat(record)
+        for script, extra in (("run_training.py", demo_args(view, write_fast_config(tmp_path), SYMBOLS)),
+                              ("reset_checkpoint.py", ["--workdir", view, "--yes"]),
+                              ("generate_signals.py", ["--workdir", view])):
+            result = run_program(script, *extra, env=wide_env())
+            output = result.stdout + result.stderr
+            assert result.returncode == 2, (script, output)
+            assert f"The work folder {view} cannot be written (Read-only file system)" in flat(result), script
+            assert "Traceback" not in output and "Logging error" not in output, script
+        assert file_digests(workdir) == before
+    finally:
+        subprocess.run(["umount", "-l", str(view)], capture_output=True)

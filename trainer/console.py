@@ -46,6 +46,12 @@ def get_console() -> Console:
     return _consoles["stdout"]
 
 
+def guard_streams() -> None:
+    """Called first by every entry point: unencodable characters print as '?', and a closed pipe
+    or terminal ends the output, never the program (see _SurvivesClosedPipe)."""
+    _forgive_unencodable_output()
+
+
 def keep_stdout_for_data() -> None:
     """Send progress lines and tables to stderr from now on: stdout carries a machine-readable
     document (--json), and nothing else may be mixed into it."""
@@ -210,8 +216,10 @@ class _SurvivesClosedPipe:
             os.close(devnull)
         except (OSError, ValueError):
             pass  # no descriptor to redirect (a StringIO in tests): writes are dropped below
-        logging.getLogger(__name__).warning("the output stream was closed (%s); the run goes on, "
-                                            "messages continue in this log only", error)
+        # info, not warning: without a log file (check_checkpoint.py) a warning would be printed
+        # to stderr by logging's last resort, the very stream that may be gone
+        logging.getLogger(__name__).info("the output stream was closed (%s); the run goes on, "
+                                         "messages continue in this log only", error)
 
     def write(self, text: str) -> int:
         if self._closed:

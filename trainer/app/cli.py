@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from trainer import console
 from trainer.config import SOURCES
 from trainer.options import RunOptions
 
@@ -76,6 +77,7 @@ def parse_run_options(argv: list[str]) -> RunOptions:
 
 
 def run_training_main(argv: list[str]) -> int:
+    console.guard_streams()
     options = parse_run_options(argv)
     from trainer.app.run import run_pipeline
 
@@ -83,6 +85,7 @@ def run_training_main(argv: list[str]) -> int:
 
 
 def generate_signals_main(argv: list[str]) -> int:
+    console.guard_streams()
     parser = argparse.ArgumentParser(
         prog="generate_signals.py",
         description="Make BUY / HOLD / SELL signals for the newest (or --as-of) date with the promoted model, "
@@ -109,6 +112,7 @@ def generate_signals_main(argv: list[str]) -> int:
 
 
 def check_checkpoint_main(argv: list[str]) -> int:
+    console.guard_streams()
     parser = argparse.ArgumentParser(prog="check_checkpoint.py",
                                      description="Show the progress of the current or last training run.")
     parser.add_argument("--workdir", type=_workdir, help="work directory of the run (default: project folder)")
@@ -130,6 +134,7 @@ def check_checkpoint_main(argv: list[str]) -> int:
 
 
 def reset_checkpoint_main(argv: list[str]) -> int:
+    console.guard_streams()
     parser = argparse.ArgumentParser(prog="reset_checkpoint.py",
                                      description="Delete training progress so the next run starts over.")
     parser.add_argument("--workdir", type=_workdir, help="work directory of the run (default: project folder)")

@@ -15,7 +15,7 @@ from typing import Any
 from backend import store
 from trainer import console
 from trainer.app import exit_codes
-from trainer.app.run_lock import is_running
+from trainer.app.run_lock import is_running, unwritable
 from trainer.checkpoint import CheckpointManager
 from trainer.paths import WorkPaths
 from trainer.run_context import clear_training
@@ -27,6 +27,10 @@ def _row_counts(connection: sqlite3.Connection, tables: tuple[str, ...]) -> dict
 
 def reset(workdir: Path | None, *, assume_yes: bool, phase: str | None, include_prices: bool) -> int:
     paths = WorkPaths.at(workdir)
+    if (paths.checkpoints.exists() or paths.database.exists()) and unwritable(paths.checkpoints.parent):
+        console.error(f"The work folder {paths.root} cannot be written ({unwritable(paths.checkpoints.parent)}), "
+                      "so nothing can be reset there. Nothing was changed.")
+        return exit_codes.CONFIG_ERROR
     if is_running(paths.checkpoints):
         console.error("A training run is active in this folder. Stop it first (Ctrl+C in its window), "
                       "then reset.")

@@ -23,7 +23,7 @@ from trainer import console
 from trainer.app import exit_codes
 from trainer.app.keep_awake import keep_awake
 from trainer.app.logging_setup import setup_logging
-from trainer.app.run_lock import AlreadyRunning, RunLock
+from trainer.app.run_lock import AlreadyRunning, RunLock, unwritable
 from trainer.app.verdict import show_verdict
 from trainer.config import ConfigError
 from trainer.options import RunOptions
@@ -83,8 +83,21 @@ def resume_command() -> str:
     return subprocess.list2cmdline(words) if os.name == "nt" else shlex.join(words)
 
 
+def refuse_unwritable(root: Path) -> int | None:
+    """CONFIG_ERROR with one clear sentence when the work folder cannot be written, else None."""
+    problem = unwritable(root / "checkpoints")
+    if problem is None:
+        return None
+    console.error(f"The work folder {root} cannot be written ({problem}). Run from a folder you can write to "
+                  "(copy the project there), or give --workdir a writable folder. Nothing was changed.")
+    return exit_codes.CONFIG_ERROR
+
+
 def run_pipeline(options: RunOptions) -> int:
     paths = WorkPaths.at(options.workdir)
+    refused = refuse_unwritable(paths.root)
+    if refused is not None:
+        return refused
     log_path = setup_logging(paths.logs)
     install_stop_handlers()
     log.info("=== run_training.py %s", " ".join(sys.argv[1:]))

@@ -74,9 +74,28 @@ class RunLock:
 
 
 def is_running(folder: Path) -> bool:
-    """True while some process holds the run lock of this checkpoints folder."""
+    """True while some process holds the run lock of this checkpoints folder.
+
+    Opens the lock file for reading only: a status check must work in a folder it cannot write
+    (a read-only share, a copy on a CD); a file it cannot even read is taken as 'not running'."""
     path = Path(folder) / LOCK_NAME
     if not path.exists():
         return False
-    with open(path, "a+", encoding="utf-8") as handle:
-        return not _try_lock(handle)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return not _try_lock(handle)
+    except OSError:
+        return False
+
+
+def unwritable(folder: Path) -> str | None:
+    """Why folder (created if missing) cannot be written, or None: checked before a command that
+    writes starts, so a read-only folder gets one clear sentence instead of a traceback."""
+    probe = Path(folder) / f".write-test-{os.getpid()}"
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        return error.strerror or str(error)
+    return None

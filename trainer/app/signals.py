@@ -12,7 +12,7 @@ from backend.universe import UniverseError
 from trainer import console
 from trainer.app import exit_codes
 from trainer.app.logging_setup import setup_logging
-from trainer.app.run import refuse
+from trainer.app.run import refuse, refuse_unwritable
 from trainer.app.run_lock import AlreadyRunning, RunLock
 from trainer.options import SignalOptions
 from trainer.paths import WorkPaths
@@ -23,6 +23,9 @@ LOCK_NAME = ".signals.lock"
 
 def run_signals(options: SignalOptions) -> int:
     paths = WorkPaths.at(options.workdir)
+    refused = refuse_unwritable(paths.root)
+    if refused is not None:
+        return refused
     log_path = setup_logging(paths.logs)
     if options.as_json:
         console.keep_stdout_for_data()
