@@ -92,6 +92,9 @@ def test_checkpoint_and_backup_both_corrupt_progress_is_rebuilt_from_the_databas
     workdir = copy_workdir(interrupted, tmp_path / "work")
     run_id = read_checkpoint(workdir)["run_id"]
     damage(workdir, "both_corrupt")
+    status = run_program("check_checkpoint.py", "--workdir", workdir, env=wide_env())
+    assert status.returncode == 3, "damaged is not 'no run has started yet'"
+    assert "are both damaged" in flat(status) and "rebuilds it from the database" in flat(status)
 
     result = resume(workdir, tmp_path)
     output = flat(result)
@@ -118,3 +121,20 @@ def test_deleted_checkpoint_and_backup_with_the_database_kept_rebuilds_the_same_
     assert "marked done, not recomputed" in output
     assert_ends_like_uninterrupted_run(workdir, reference, run_id)
     assert query(workdir, "SELECT run_id FROM training_runs") == [(run_id,)]
+
+
+def test_a_checkpoint_with_an_emptied_section_is_recovered_from_the_backup(interrupted, reference, tmp_path):
+    """Issue 15, case 12: '"backtest": {}' raised KeyError: 'completed_symbols' in every command."""
+    import json
+
+    workdir = copy_workdir(interrupted, tmp_path / "work")
+    run_id = read_checkpoint(workdir)["run_id"]
+    path = workdir / "checkpoints" / "training_checkpoint.json"
+    state = json.loads(path.read_text(encoding="utf-8"))
+    state["backtest"] = {}
+    path.write_text(json.dumps(state), encoding="utf-8")
+    status = run_program("check_checkpoint.py", "--workdir", workdir, env=wide_env())
+    assert status.returncode == 0 and "Traceback" not in status.stdout + status.stderr
+    result = resume(workdir, tmp_path)
+    assert "lacks or garbles backtest.symbols_total" in flat(result) and "Traceback" not in result.stdout
+    assert_ends_like_uninterrupted_run(workdir, reference, run_id)

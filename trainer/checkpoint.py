@@ -102,7 +102,19 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
                               f"reads version {CHECKPOINT_VERSION}")
     if state["current_phase"] not in PHASES:
         raise CheckpointError(f"{path} names an unknown phase {state['current_phase']!r}")
+    wrong = [f"{section}.{key}" for section, keys in _SECTION_TYPES.items() for key, kind in keys.items()
+             if not isinstance(state.get(section), dict) or not isinstance(state[section].get(key), kind)]
+    if wrong:
+        raise CheckpointError(f"{path} lacks or garbles {', '.join(wrong)}")
     return state
+
+
+# What every reader of a checkpoint relies on, with its type; anything else is optional.
+_SECTION_TYPES: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "backtest": {"symbols_total": int, "completed_symbols": list, "failed_symbols": dict, "skipped_symbols": dict,
+                 "total_samples": int},
+    "training": {"models_total": int, "base_models_trained": list, "model_seconds": dict},
+}
 
 
 def _from_version_2(state: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer import console
+from trainer.app import exit_codes
 from trainer.app.run_lock import is_running
 from trainer.checkpoint import CheckpointError, CheckpointManager, read_checkpoint
 from trainer.paths import WorkPaths
@@ -159,13 +160,21 @@ def show_status(workdir: Path | None, *, watch: bool, as_json: bool, interval: f
     try:
         while True:
             state = load_for_reading(manager)
+            damaged = state is None and (manager.path.exists() or manager.backup_path.exists())
             if state is None:
-                message = (f"No checkpoint in {paths.checkpoints}: no run has started yet. "
+                message = (f"The checkpoint and its backup in {paths.checkpoints} are both damaged, so the progress "
+                           "cannot be shown. The next 'python run_training.py' rebuilds it from the database "
+                           "(finished symbols are kept, the models are retrained)." if damaged else
+                           f"No checkpoint in {paths.checkpoints}: no run has started yet. "
                            "Start one with: python run_training.py --demo")
                 if as_json:
-                    print(json.dumps({"checkpoint": None, "message": message}))
+                    print(json.dumps({"checkpoint": None, "damaged": damaged, "message": message}), flush=True)
+                elif damaged:
+                    console.warn(message)
                 else:  # through the console: a path it cannot encode must not crash it
                     console.info(message)
+                if damaged and not watch:
+                    return exit_codes.DATA_ERROR
             else:
                 summary = summarise(state, is_running(paths.checkpoints))
                 if as_json:
