@@ -298,3 +298,26 @@ def test_a_zip_renamed_to_csv_fails_only_its_own_symbol(tmp_path):
     assert results["AAPL"].error is None
     assert "MSFT.csv is not a price table" in results["MSFT"].error
     assert "IBM.csv is not a text file" in results["IBM"].error
+
+
+def test_intraday_bars_are_refused_not_stored_as_a_wrong_daily_close(tmp_path):
+    """Issue 15, case 5: 09:30/12:00/16:00 bars were stored with the 09:30 bar as the day's close."""
+    lines = ["Date,Open,High,Low,Close,Volume"]
+    for day in pd.bdate_range("2020-01-02", periods=30):
+        for time, price in (("09:30", 100.0), ("12:00", 101.0), ("16:00", 102.0)):
+            lines.append(f"{day:%Y-%m-%d} {time}:00,{price},{price + 1},{price - 1},{price},1000")
+    write(tmp_path, "MSFT.csv", "\n".join(lines) + "\n")
+    result = fetch_one(tmp_path, "MSFT")
+    assert result.prices is None
+    assert result.error == ("MSFT.csv holds intraday bars: 30 days have rows at several times (for example "
+                            "2020-01-02 at 09:30, 12:00, 16:00). One row per trading day is needed: export daily "
+                            "bars (interval 1d) and replace the file.")
+
+
+def test_daily_bars_stamped_with_one_time_of_day_are_daily(tmp_path):
+    lines = ["Date,Open,High,Low,Close,Volume"] + [
+        f"{day:%Y-%m-%d} 16:00:00-05:00,{100 + i},{101 + i},{99 + i},{100 + i},1000"
+        for i, day in enumerate(pd.bdate_range("2020-01-02", periods=30))]
+    write(tmp_path, "AAPL.csv", "\n".join(lines) + "\n")
+    result = fetch_one(tmp_path, "AAPL")
+    assert result.error is None and len(result.prices) == 30

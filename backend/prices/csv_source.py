@@ -223,4 +223,22 @@ def _parse_dates(values: pd.Series, name: str) -> pd.Series:
         shown = "an empty cell" if pd.isna(values[line]) else repr(values[line])
         raise PriceFormatError(f"{name} line {line}: {shown} is not a date ({int(bad.sum())} of "
                                f"{len(values)} rows have no readable date): fix the file or re-download it")
+    _refuse_intraday(text, dates, name)
     return dates
+
+
+def _refuse_intraday(text: pd.Series, days: pd.Series, name: str) -> None:
+    """Several rows of one day at different times are intraday bars: taking one of them as the
+    day's close would be silently wrong, so the file is refused with what was found."""
+    times = text.str.extract(r"[T ](\d{1,2}:\d{2})", expand=False)
+    if times.isna().all():
+        return
+    per_day = pd.DataFrame({"day": days, "time": times}).dropna().groupby("day")["time"].nunique()
+    intraday = per_day[per_day > 1]
+    if intraday.empty:
+        return
+    day = intraday.index[0]
+    seen = ", ".join(sorted(set(times[days == day].dropna()))[:3])
+    raise PriceFormatError(f"{name} holds intraday bars: {len(intraday)} days have rows at several times (for "
+                           f"example {day:%Y-%m-%d} at {seen}). One row per trading day is needed: export "
+                           "daily bars (interval 1d) and replace the file.")
