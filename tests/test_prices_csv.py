@@ -9,6 +9,7 @@ import types
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -321,3 +322,41 @@ def test_daily_bars_stamped_with_one_time_of_day_are_daily(tmp_path):
     write(tmp_path, "AAPL.csv", "\n".join(lines) + "\n")
     result = fetch_one(tmp_path, "AAPL")
     assert result.error is None and len(result.prices) == 30
+
+
+def _steady_file(rows: int = 60) -> pd.DataFrame:
+    days = pd.bdate_range("2020-01-02", periods=rows)
+    close = 50 * np.exp(np.cumsum(np.random.default_rng(3).normal(0, 0.01, rows)))
+    return pd.DataFrame({"Date": days.strftime("%Y-%m-%d"), "Open": close, "High": close * 1.01,
+                         "Low": close * 0.99, "Close": close, "Volume": 1000})
+
+
+def test_a_week_of_prices_times_100_is_quarantined_whole_not_just_its_edges(tmp_path):
+    """Issue 15, case 4: 8 days x 100 used to lose only the jump in and the jump out."""
+    frame = _steady_file()
+    frame.loc[20:27, ["Open", "High", "Low", "Close"]] *= 100
+    write(tmp_path, "BAD.csv", frame.to_csv(index=False))
+    result = fetch_one(tmp_path, "BAD")
+    bad_days = frame["Date"][20:28].tolist()
+    assert [(issue.date, issue.kind) for issue in result.issues] == [(day, "unexplained_move") for day in bad_days]
+    assert "came back to the earlier level on " + frame["Date"][28] in result.issues[0].detail
+    assert "2020-01-30 to 2020-02-10 (8 rows) are bad prints" in result.issues[0].detail
+    assert len(result.prices) == 52 and result.prices["close"].max() < 100, "no x100 price is kept"
+
+
+def test_absurd_magnitudes_are_quarantined_per_row(tmp_path):
+    frame = _steady_file()
+    frame.loc[[10, 40], ["Open", "High", "Low", "Close"]] = 1e308
+    write(tmp_path, "HUGE.csv", frame.to_csv(index=False))
+    result = fetch_one(tmp_path, "HUGE")
+    assert [issue.kind for issue in result.issues] == ["absurd_price", "absurd_price"]
+    assert "no share trades above 1e+07" in result.issues[0].detail
+    assert len(result.prices) == 58 and np.isfinite(result.prices.to_numpy()).all()
+
+
+def test_a_lasting_repricing_loses_only_its_own_day(tmp_path):
+    frame = _steady_file()
+    frame.loc[30:, ["Open", "High", "Low", "Close"]] *= 3  # never comes back
+    write(tmp_path, "JUMP.csv", frame.to_csv(index=False))
+    result = fetch_one(tmp_path, "JUMP")
+    assert [(issue.date, issue.kind) for issue in result.issues] == [(frame["Date"][30], "unexplained_move")]

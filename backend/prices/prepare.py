@@ -35,6 +35,11 @@ COLUMN_ALIASES = {
 
 # close may sit this far (relative) outside [low, high]: providers round the four prices separately.
 RANGE_TOLERANCE = 1e-4
+# No share trades above this (the dearest, Berkshire A, is below 1e6): a larger number is a broken
+# value (1e308, a price in another unit), and left in it would overflow the features of every stock.
+ABSURD_PRICE = 1e7
+# A jump and a jump back to the earlier level at most this many rows later: a block of bad prints.
+PLATEAU_ROWS = 30
 
 
 class PriceFormatError(ValueError):
@@ -178,6 +183,9 @@ def _price_problems(frame: pd.DataFrame) -> pd.DataFrame:
             name for name in prices if pd.isna(row[name])) + " missing or not a number"),
         "non_positive_price": ((values <= 0).any(axis=1), lambda row: ", ".join(
             f"{name} {row[name]:g}" for name in prices if row[name] <= 0) + ": prices must be above 0"),
+        "absurd_price": ((values > ABSURD_PRICE).any(axis=1), lambda row: ", ".join(
+            f"{name} {row[name]:g}" for name in prices if row[name] > ABSURD_PRICE)
+            + f": no share trades above {ABSURD_PRICE:g}; a broken value"),
         "high_below_low": (high < low, lambda row: f"high {row['high']:g} is below low {row['low']:g}"),
         "close_outside_range": (
             (close > high * (1 + RANGE_TOLERANCE)) | (close < low * (1 - RANGE_TOLERANCE)),
@@ -228,21 +236,38 @@ def _adjustment_factor(frame: pd.DataFrame, max_daily_move: float) -> pd.Series:
 
 def _move_problems(frame: pd.DataFrame, factor: pd.Series, max_daily_move: float) -> pd.DataFrame:
     """Adjusted one-day moves beyond max_daily_move. A bad print shows as a jump and a jump back:
-    only the jump is quarantined, the day that returns to the earlier level is kept."""
-    adjusted = frame["close"] * factor
-    move = adjusted / adjusted.shift(1) - 1
-    big = move.abs() > max_daily_move
-    back_to_level = (adjusted / adjusted.shift(2) - 1).abs() <= max_daily_move
-    unexplained = (big & ~(big.shift(1, fill_value=False) & back_to_level)).to_numpy()
-    previous = adjusted.shift(1)
-    days = frame["date"].shift(1)
+    when the jump back (to within max_daily_move of the level before the jump) comes within
+    PLATEAU_ROWS rows, every row from the jump to the day before the return is quarantined (one
+    bad day, or a block of them: a week of prices x 100); the day that returns is kept. A jump
+    that never comes back (a real re-pricing no split explains) loses only its own day."""
+    adjusted = (frame["close"] * factor).to_numpy()
+    move = np.r_[np.nan, adjusted[1:] / adjusted[:-1] - 1]
+    big = np.abs(move) > max_daily_move
+    kind = np.full(len(frame), "", dtype=object)
     detail = pd.Series(None, index=frame.index, dtype=object)
-    detail[unexplained] = [
-        f"adjusted close moved {change:+.1%} in one day ({before:.4g} on {_day(day)} -> {after:.4g}) and "
-        f"no split explains it (limit data.max_daily_move = {max_daily_move:g})"
-        for change, before, after, day in zip(move[unexplained], previous[unexplained],
-                                               adjusted[unexplained], days[unexplained], strict=True)]
-    return _problem_table(np.where(unexplained, "unexplained_move", ""), detail)
+    days = frame["date"].to_numpy()
+    row = 1
+    while row < len(frame):
+        if not big[row]:
+            row += 1
+            continue
+        level = adjusted[row - 1]
+        ahead = np.arange(row + 1, min(row + 1 + PLATEAU_ROWS, len(frame)))
+        back = ahead[big[ahead] & (np.abs(adjusted[ahead] / level - 1) <= max_daily_move)]
+        last = int(back[0]) - 1 if back.size else row
+        span = (f"{_day(pd.Timestamp(days[row]))}" if last == row else
+                f"{_day(pd.Timestamp(days[row]))} to {_day(pd.Timestamp(days[last]))} ({last - row + 1} rows)")
+        what = (f"adjusted close moved {move[row]:+.1%} in one day ({level:.4g} on {_day(pd.Timestamp(days[row - 1]))} "
+                f"-> {adjusted[row]:.4g})")
+        if back.size:
+            message = (f"{what} and came back to the earlier level on {_day(pd.Timestamp(days[last + 1]))}: the "
+                       f"prices of {span} are bad prints (limit data.max_daily_move = {max_daily_move:g})")
+        else:
+            message = f"{what} and no split explains it (limit data.max_daily_move = {max_daily_move:g})"
+        kind[row:last + 1] = "unexplained_move"
+        detail.iloc[row:last + 1] = message
+        row = last + 2 if back.size else row + 1
+    return _problem_table(kind.astype(str), detail)
 
 
 def _problem_table(kind: np.ndarray, detail: pd.Series) -> pd.DataFrame:
