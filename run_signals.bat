@@ -14,6 +14,12 @@ rem A user variable called ERRORLEVEL would hide the real exit codes read below.
 set "ERRORLEVEL="
 set "RC=0"
 set "PUSHED="
+rem A folder dropped onto this file arrives as the only argument: use it as --prices-dir.
+set "PRICES_FOLDER="
+if not "%~2"=="" goto after_drop
+if "%~1"=="" goto after_drop
+if exist "%~1\*" set "PRICES_FOLDER=%~f1"
+:after_drop
 title Stock signals
 
 rem Work in this file's folder wherever it was started from; quotes keep paths with spaces whole.
@@ -50,13 +56,24 @@ set "RC=%ERRORLEVEL%"
 if "%RC%"=="0" goto run_signals
 echo.
 echo Setting up the Python environment failed (bootstrap exit code %RC%).
-echo The first run downloads the dependencies: check the internet connection, then run this file again.
+echo The messages above say what failed. The usual causes:
+echo   - no internet connection (the first run downloads the dependencies);
+echo   - a folder path too long for Windows: move this folder nearer to C:\ and try again;
+echo   - a Python too new for the dependencies: install Python 3.12 from python.org.
 echo If it keeps failing, delete the .venv folder next to this file and run this file again.
 goto finish
 
 :run_signals
+echo To stop: press Ctrl+C, and when Windows asks "Terminate batch job (Y/N)?" answer N.
+echo Progress is saved either way; N lets this window explain how it ended.
+if "%PRICES_FOLDER%"=="" goto run_signals_plain
+".venv\Scripts\python.exe" generate_signals.py --prices-dir "%PRICES_FOLDER%"
+set "RC=%ERRORLEVEL%"
+goto run_signals_done
+:run_signals_plain
 ".venv\Scripts\python.exe" generate_signals.py %*
 set "RC=%ERRORLEVEL%"
+:run_signals_done
 echo.
 if "%RC%"=="0" goto exit_0
 if "%RC%"=="1" goto exit_1
@@ -107,7 +124,9 @@ goto finish
 
 :no_python
 echo.
-if defined TOO_OLD %TOO_OLD% trainer\bootstrap.py --check-python
+rem Only --version: an old Python could not even parse bootstrap.py (a SyntaxError screen).
+if defined TOO_OLD %TOO_OLD% --version
+if defined TOO_OLD echo That Python is too old.
 echo No Python 3.11 or newer was found on this computer. To install it:
 echo   1. Download Python from https://www.python.org/downloads/ and run the installer.
 echo   2. On the installer's first page tick "Add python.exe to PATH", then click Install Now.

@@ -101,7 +101,8 @@ def test_explains_how_to_install_python_when_none_fits(lines: list[str]) -> None
     text = "\n".join(blocks(lines)["no_python"])
     assert "https://www.python.org/downloads/" in text
     assert '"Add python.exe to PATH"' in text
-    assert re.search(r"%TOO_OLD% trainer\\bootstrap\.py --check-python", text)  # says what is too old
+    # says what is too old with --version only: a Python older than 3.6 cannot even parse bootstrap.py
+    assert "if defined TOO_OLD %TOO_OLD% --version" in text and "bootstrap" not in text
 
 
 def test_sets_up_the_venv_through_bootstrap_then_runs_with_all_arguments(lines: list[str], bat: str) -> None:
@@ -111,13 +112,26 @@ def test_sets_up_the_venv_through_bootstrap_then_runs_with_all_arguments(lines: 
     assert setup < run
     failure = "\n".join(blocks(lines)["setup_environment"]).lower()
     assert "internet" in failure and "delete the .venv folder" in failure
+    assert "path too long" in failure and "python too new" in failure, "not every failure is the network"
+
+
+def test_a_folder_dropped_onto_the_file_becomes_the_prices_folder(lines: list[str], bat: str) -> None:
+    program = BATS[bat][1].replace(".", r"\.")
+    start = "\n".join(blocks(lines)[START])
+    assert 'if not "%~2"=="" goto after_drop' in start and 'if exist "%~1\\*" set "PRICES_FOLDER=%~f1"' in start
+    command_index(lines, rf'^"\.venv\\Scripts\\python\.exe" {program} --prices-dir "%PRICES_FOLDER%"$')
+
+
+def test_says_how_ctrl_c_keeps_the_window_explaining(lines: list[str], bat: str) -> None:
+    run_block = "\n".join(blocks(lines)[BATS[bat][0]])
+    assert '"Terminate batch job (Y/N)?" answer N' in run_block
 
 
 def test_each_exit_code_is_read_right_after_its_command(lines: list[str]) -> None:
     program = statements(lines)
     commands = [index for index, line in enumerate(program)
                 if re.match(r'^(cd|pushd|py|python|%PYTHON%|"\.venv\\\S+) ', line, re.IGNORECASE)]
-    assert len(commands) == 6
+    assert len(commands) == 7  # cd, pushd, py, python, bootstrap, the program with a dropped folder or not
     for index in commands:
         assert program[index + 1] == 'set "RC=%ERRORLEVEL%"', program[index]
 
@@ -139,7 +153,7 @@ def test_every_goto_has_a_label(lines: list[str]) -> None:
 def test_explains_every_exit_code_with_the_documented_meaning(lines: list[str], bat: str) -> None:
     grouped = blocks(lines)
     label, _, meanings = BATS[bat]
-    run_block = grouped[label]
+    run_block = grouped[f"{label}_done"]
     for code, meaning in meanings.items():
         assert not CMD_SPECIAL & set(meaning), f"escape {meaning!r} before echoing it in the bat"
         branch = [line for line in run_block if line.startswith(f'if "%RC%"=="{code}" goto ')]
