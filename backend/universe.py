@@ -33,12 +33,17 @@ def load_universe(path: Path) -> list[UniverseEntry]:
     """Entries of a `symbol,name,sector[,cap]` CSV (any header case or spacing), in file order."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise UniverseError(f"Universe file {path} does not exist. Check the --universe path.") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise UniverseError(f"Universe file {path} cannot be read ({error}). Save it as a UTF-8 "
-                            "CSV.") from None
+    except OSError as error:
+        raise UniverseError(f"Universe file {path} cannot be read ({error}). Check its permissions.") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        # Excel on Windows saves "CSV (Comma delimited)" in the ANSI code page, cp1252 in the West:
+        # company names like "Nestlé" are then not UTF-8. Every byte is a cp1252 character.
+        text = data.decode("cp1252", errors="replace")
     if not text.strip():
         raise UniverseError(f"Universe file {path} is empty. It needs a header line symbol,name,sector[,cap] "
                             "and one line per stock.")

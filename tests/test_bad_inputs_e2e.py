@@ -298,3 +298,14 @@ def test_without_network_the_default_command_says_so_once_and_counts_no_attempt(
         state = read_checkpoint(workdir)
         assert state["current_phase"] == "prices" and state["backtest"]["failed_symbols"] == {}
     assert query(workdir, "SELECT COUNT(*) FROM price_fetches")[0][0] == 0, "no failure is cached"
+
+
+def test_a_folder_of_spreadsheets_says_to_save_them_as_csv(tmp_path):
+    prices = tmp_path / "prices"
+    prices.mkdir()
+    for name in ("AAPL.xlsx", "MSFT.xlsx"):
+        (prices / name).write_bytes(b"PK\x03\x04 not really a workbook")
+    result = run_program("run_training.py", "--source", "csv", "--prices-dir", prices, "--workdir",
+                         tmp_path / "work", "--no-open", env=wide_env())
+    assert result.returncode == 2
+    assert "holds spreadsheets (AAPL.xlsx, MSFT.xlsx) but no price files: save each as CSV" in flat(result)

@@ -360,3 +360,18 @@ def test_a_lasting_repricing_loses_only_its_own_day(tmp_path):
     write(tmp_path, "JUMP.csv", frame.to_csv(index=False))
     result = fetch_one(tmp_path, "JUMP")
     assert [(issue.date, issue.kind) for issue in result.issues] == [(frame["Date"][30], "unexplained_move")]
+
+
+def test_day_first_dates_thousands_separators_and_utf16_files_are_read(tmp_path):
+    """Issue 15, case 13: DD/MM/YYYY dates, "1,389,500" volumes and UTF-16 files (Excel's
+    'Unicode text') used to lose every row or the whole file."""
+    days = pd.bdate_range("2020-01-02", periods=40)
+    lines = ["Date,Open,High,Low,Close,Volume"] + [
+        f'{day:%d/%m/%Y},{10 + i},{11 + i},{9 + i},{10 + i},"1,389,{500 + i}"' for i, day in enumerate(days)]
+    write(tmp_path, "DMY.csv", "\n".join(lines) + "\n")
+    result = fetch_one(tmp_path, "DMY")
+    assert result.error is None and len(result.prices) == 40
+    assert result.prices.index[12] == days[12] and result.prices["volume"].iloc[0] == 1_389_500
+    (tmp_path / "WIDE.csv").write_bytes("\n".join(lines).encode("utf-16"))
+    wide = fetch_one(tmp_path, "WIDE")
+    assert wide.error is None and len(wide.prices) == 40

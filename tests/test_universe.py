@@ -82,3 +82,11 @@ def test_the_shipped_universe_covers_every_sector_and_cap_bucket():
     assert set(caps) == {"large", "mid", "small"}
     assert caps["large"] >= 30 and caps["mid"] >= 20 and caps["small"] >= 12
     assert all(entry.name for entry in entries)
+
+
+def test_a_windows_excel_csv_in_cp1252_is_read(tmp_path):
+    """Issue 15, case 13: Excel on Windows saves CSV in cp1252; 'Nestlé' used to be refused."""
+    path = tmp_path / "universe.csv"
+    path.write_bytes("symbol,name,sector\r\nNSRGY,Nestlé S.A.,Consumer Staples\r\n".encode("cp1252"))
+    [entry] = load_universe(path)
+    assert (entry.symbol, entry.name, entry.sector) == ("NSRGY", "Nestlé S.A.", "Consumer Staples")

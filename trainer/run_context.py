@@ -81,6 +81,13 @@ def resolve_universe(options: RunOptions, config: Config, source: PriceSource,
     elif config.data.source == "csv":
         entries = folder_universe(source.list_symbols())
         if not entries:
+            excel = sorted(path.name for path in Path(options.prices_dir).iterdir()
+                           if path.suffix.lower() in (".xlsx", ".xls", ".xlsm", ".ods"))
+            if excel:
+                raise UniverseError(f"{options.prices_dir} holds spreadsheets ({', '.join(excel[:3])}"
+                                    f"{' ...' if len(excel) > 3 else ''}) but no price files: save each as "
+                                    "CSV (in Excel: File > Save As > CSV UTF-8) named after its symbol, e.g. "
+                                    "AAPL.csv, in that folder.")
             raise UniverseError(f"No price files (SYM.csv or SYM.csv.gz) found in {options.prices_dir}. "
                                 "Point --prices-dir at the folder that holds them.")
     else:

@@ -141,7 +141,9 @@ def read_price_file(path: Path) -> pd.DataFrame:
         # yfinance >= 0.2.51 writes a MultiIndex frame as "Price,...", "Ticker,AAPL,...", "Date,,,".
         header_lines = 3 if first_cells[2:] == ["date"] else 2
     try:
-        table = pd.read_csv(io.StringIO(text), skiprows=range(1, header_lines), skip_blank_lines=False)
+        # thousands=",": a spreadsheet's "1,389,500" (quoted, so the comma is not a column break)
+        table = pd.read_csv(io.StringIO(text), skiprows=range(1, header_lines), skip_blank_lines=False,
+                            thousands=",")
     except ValueError as error:  # pandas' ParserError and friends
         raise PriceFormatError(f"{name} cannot be read as a CSV table ({str(error).strip()}): re-download or "
                                "re-export it as comma-separated values") from error
@@ -170,6 +172,8 @@ def _read_text(path: Path) -> str:
     except OSError as error:
         raise PriceFormatError(f"{path.name} cannot be read ({error}): check the file's "
                                "permissions") from error
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with its byte-order mark (Excel "Unicode text")
+        return data.decode("utf-16")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -203,6 +207,23 @@ def _json_summary(text: str) -> str:
     return f"a JSON list of {len(message)} item(s)"
 
 
+_NUMERIC_DAY = r"^(\d{1,2})([/.-])(\d{1,2})\2(\d{4})$"
+
+
+def _day_month_order(text: pd.Series) -> str | None:
+    """The format of dates like 13/02/2020 or 02/13/2020 when the file itself settles the order (a
+    first number above 12 means day first, a second one above 12 month first); None otherwise."""
+    parts = text.str.extract(_NUMERIC_DAY)
+    if parts.isna().any(axis=None) or parts.empty:
+        return None
+    first, separator, second = parts[0].astype(int), parts[1].iloc[0], parts[2].astype(int)
+    if (first > 12).any() and not (second > 12).any():
+        return f"%d{separator}%m{separator}%Y"
+    if (second > 12).any() and not (first > 12).any():
+        return f"%m{separator}%d{separator}%Y"
+    return None
+
+
 def _parse_dates(values: pd.Series, name: str) -> pd.Series:
     """Days from ISO dates (a time or UTC offset after the day is ignored: a daily bar belongs to its
     exchange day) and, for other spellings, the one format pandas infers from the first of them
@@ -213,7 +234,7 @@ def _parse_dates(values: pd.Series, name: str) -> pd.Series:
     dates[iso] = pd.to_datetime(text[iso].str.slice(0, 10), format="%Y-%m-%d", errors="coerce")
     if not iso.all():
         try:
-            dates[~iso] = pd.to_datetime(text[~iso], errors="coerce")
+            dates[~iso] = pd.to_datetime(text[~iso], errors="coerce", format=_day_month_order(text[~iso]))
         except ValueError as error:  # e.g. dates with different UTC offsets in a non-ISO spelling
             raise PriceFormatError(f"{name}: the dates cannot be read ({error}): write them as "
                                    "YYYY-MM-DD") from error
