@@ -309,3 +309,34 @@ def test_a_folder_of_spreadsheets_says_to_save_them_as_csv(tmp_path):
                          tmp_path / "work", "--no-open", env=wide_env())
     assert result.returncode == 2
     assert "holds spreadsheets (AAPL.xlsx, MSFT.xlsx) but no price files: save each as CSV" in flat(result)
+
+
+def test_an_unfinished_run_is_not_resumed_with_another_prices_folder(tmp_path):
+    """Issue 15, case 13: changing --prices-dir mid-run silently mixed two folders' prices."""
+    import shutil
+
+    from tests.support import program_env
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    for folder in (first, second):
+        folder.mkdir()
+        for symbol, seed in (("AAA", 1), ("BBB", 2), ("CCC", 3)):
+            write_price_csv(folder / f"{symbol}.csv", seed=seed + (10 if folder == second else 0), rows=ROWS)
+    workdir, config = tmp_path / "work", write_fast_config(tmp_path)
+    killed = run_program("run_training.py", "--source", "csv", "--prices-dir", first, "--config", config,
+                         "--workdir", workdir, "--no-open", env=program_env(TRAINER_CRASH_AT="backtest.after_commit:2"))
+    assert killed.returncode == -9
+    other = run_program("run_training.py", "--source", "csv", "--prices-dir", second, "--config", config,
+                        "--workdir", workdir, "--no-open", env=wide_env())
+    assert other.returncode == 2 and f"was started with the prices in {first}" in flat(other)
+    assert f'Run with --prices-dir "{first}" to resume it' in flat(other)
+    resumed = run_program("run_training.py", "--source", "csv", "--prices-dir", first, "--config", config,
+                          "--workdir", workdir, "--no-open", env=wide_env())
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    notices = flat(resumed)
+    assert "marked done, not recomputed" in notices and "redone from scratch" not in notices, \
+        "one notice per symbol, not two that contradict each other"
+    shutil.rmtree(first)  # the run is complete now; a finished run is never blocked by the folder
+    again = run_program("run_training.py", "--source", "csv", "--prices-dir", second, "--config", config,
+                        "--workdir", workdir, "--no-open", env=wide_env())
+    assert again.returncode == 0, again.stdout + again.stderr

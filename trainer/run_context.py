@@ -132,10 +132,32 @@ def open_run(options: RunOptions) -> RunContext:
                        f"{checkpoint.backup_path.name}.")
     if outcome.state is None:
         _start_or_rebuild(context, config_hash, identity, outcome.problem, archived=archived)
+    _refuse_other_prices_folder(context)
     _register_run(context, config_hash)
     _remove_stale_temp_files(context)
     reconcile(context)
     return context
+
+
+def _refuse_other_prices_folder(context: RunContext) -> None:
+    """An unfinished CSV run resumed with another --prices-dir would mix two folders' prices. The
+    folder is not part of the settings (a work folder moved to another computer must resume), so
+    it is checked here: refused while the recorded folder still exists, accepted with a notice
+    when it is gone (moved)."""
+    if not context.resumed or context.state["current_phase"] == "complete":
+        return
+    row = context.connection.execute("SELECT source FROM training_runs WHERE run_id = ?",
+                                     (context.run_id,)).fetchone()
+    if row is None or row[0] == context.source.key or not row[0].startswith("csv:"):
+        return
+    recorded = Path(row[0].removeprefix("csv:"))
+    if recorded.is_dir():
+        raise ConfigMismatch(f"Run {context.run_id} was started with the prices in {recorded}; now --prices-dir is "
+                             f"{context.options.prices_dir}. Mixing two folders would mix two sets of prices. Run "
+                             f"with --prices-dir \"{recorded}\" to resume it, or 'python reset_checkpoint.py' to "
+                             "start over with the new folder.")
+    context.notices.append(f"Run {context.run_id} was started with the prices in {recorded}, which no longer exists; "
+                           f"it resumes with {context.options.prices_dir}.")
 
 
 def _remove_stale_temp_files(context: RunContext) -> None:
@@ -254,8 +276,9 @@ def reconcile(context: RunContext) -> None:
         if context.phase_done("backtest"):
             context.state["current_phase"] = "backtest"
     if backtest.get("in_progress"):
-        context.notices.append(f"The previous run stopped while working on {backtest['in_progress']}; "
-                               "it is redone from scratch.")
+        if backtest["in_progress"] not in committed:  # committed: already said "marked done" above
+            context.notices.append(f"The previous run stopped while working on {backtest['in_progress']}; "
+                                   "it is redone from scratch.")
         backtest["in_progress"] = None
     backtest["total_samples"] = context.connection.execute(
         "SELECT COUNT(*) FROM trades WHERE run_id = ?", (context.run_id,)).fetchone()[0]
