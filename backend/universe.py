@@ -74,10 +74,13 @@ def load_universe(path: Path) -> list[UniverseEntry]:
     return entries
 
 
-def folder_universe(symbols: list[str]) -> list[UniverseEntry]:
-    """A universe from bare symbols (a CSV folder's files): no names or sectors are known."""
+def folder_universe(symbols: list[str]) -> tuple[list[UniverseEntry], list[str]]:
+    """A universe from bare symbols (a CSV folder's files): no names or sectors are known. File
+    names that are no ticker symbol ('AAPL (1)', 'MY STOCK'), which a universe file would refuse,
+    are left out and returned second, so the caller can say so."""
     cleaned = [symbol.strip().upper() for symbol in symbols]
-    return [UniverseEntry(symbol, symbol, "Unknown", None) for symbol in cleaned]
+    return ([UniverseEntry(symbol, symbol, "Unknown", None) for symbol in cleaned if _SYMBOL.match(symbol)],
+            [symbol for symbol in cleaned if not _SYMBOL.match(symbol)])
 
 
 def _entry(values: dict[str, str], where: str) -> UniverseEntry:

@@ -69,7 +69,7 @@ def test_a_missing_file_says_to_check_the_path(tmp_path):
 
 
 def test_folder_universe_knows_only_the_symbols():
-    assert folder_universe([" msft", "AAPL"]) == [UniverseEntry("MSFT", "MSFT", "Unknown", None),
+    assert folder_universe([" msft", "AAPL"])[0] == [UniverseEntry("MSFT", "MSFT", "Unknown", None),
                                                  UniverseEntry("AAPL", "AAPL", "Unknown", None)]
 
 
@@ -90,3 +90,8 @@ def test_a_windows_excel_csv_in_cp1252_is_read(tmp_path):
     path.write_bytes("symbol,name,sector\r\nNSRGY,Nestlé S.A.,Consumer Staples\r\n".encode("cp1252"))
     [entry] = load_universe(path)
     assert (entry.symbol, entry.name, entry.sector) == ("NSRGY", "Nestlé S.A.", "Consumer Staples")
+
+
+def test_prices_folder_files_that_are_no_symbol_are_left_out_and_named():
+    entries, left_out = folder_universe(["AAPL", "my stock", "AAPL (1)"])
+    assert [entry.symbol for entry in entries] == ["AAPL"] and left_out == ["MY STOCK", "AAPL (1)"]

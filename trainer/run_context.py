@@ -20,6 +20,7 @@ from backend import store
 from backend.prices.base import PriceSource
 from backend.prices.factory import make_source
 from backend.universe import UniverseEntry, UniverseError, folder_universe, load_universe
+from trainer import console
 from trainer.checkpoint import PHASES, CheckpointManager, new_state, now_iso
 from trainer.config import LABEL_DESIGN, Config, ConfigError, describe_differences, load_config
 from trainer.options import RunOptions
@@ -79,7 +80,12 @@ def resolve_universe(options: RunOptions, config: Config, source: PriceSource,
     elif config.data.source == "demo":
         entries = source.universe()
     elif config.data.source == "csv":
-        entries = folder_universe(source.list_symbols())
+        entries, not_symbols = folder_universe(source.list_symbols())
+        if not_symbols:
+            console.warn(f"Left out of the universe: price files in {options.prices_dir} whose names are no ticker "
+                         f"symbol ({', '.join(repr(name) for name in not_symbols[:5])}"
+                         f"{' ...' if len(not_symbols) > 5 else ''}). Rename a file after its symbol (e.g. "
+                         "BRK-B.csv) to use it.")
         if not entries:
             excel = sorted(path.name for path in Path(options.prices_dir).iterdir()
                            if path.suffix.lower() in (".xlsx", ".xls", ".xlsm", ".ods"))
