@@ -5,7 +5,6 @@ counted twice."""
 from __future__ import annotations
 
 import signal
-import time
 
 import pytest
 
@@ -16,6 +15,7 @@ from tests.support import (
     read_checkpoint,
     run_program,
     start_program,
+    wait_until,
     write_fast_config,
 )
 
@@ -33,6 +33,14 @@ def reference(tmp_path_factory):
                          "--workdir", workdir, "--no-open")
     assert result.returncode == 0, result.stdout + result.stderr
     return workdir, database_snapshot(workdir), checkpoint_totals(read_checkpoint(workdir))
+
+
+def _started_with_symbols_done(workdir, config, symbols: int):
+    """The program started in the background, once its checkpoint lists this many finished symbols."""
+    process = start_program("run_training.py", *_args(workdir, config))
+    wait_until(lambda: len(((read_checkpoint(workdir) or {}).get("backtest") or {}).get("completed_symbols", []))
+               >= symbols, 120, f"{symbols} finished symbol(s)")
+    return process
 
 
 def _args(workdir, config):
@@ -62,13 +70,7 @@ def test_sigkill_at_a_critical_moment_then_resume_matches_uninterrupted_run(tmp_
 def test_external_sigkill_between_symbols_then_resume(tmp_path, reference):
     _, expected_db, expected_totals = reference
     config = write_fast_config(tmp_path)
-    process = start_program("run_training.py", *_args(tmp_path, config))
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        state = read_checkpoint(tmp_path)
-        if state and len(state["backtest"]["completed_symbols"]) >= 2:
-            break
-        time.sleep(0.01)
+    process = _started_with_symbols_done(tmp_path, config, 2)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL
@@ -82,13 +84,7 @@ def test_external_sigkill_between_symbols_then_resume(tmp_path, reference):
 def test_sigint_saves_progress_says_how_to_resume_and_next_run_finishes(tmp_path, reference):
     _, expected_db, _ = reference
     config = write_fast_config(tmp_path)
-    process = start_program("run_training.py", *_args(tmp_path, config))
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        state = read_checkpoint(tmp_path)
-        if state and state["backtest"]["completed_symbols"]:
-            break
-        time.sleep(0.01)
+    process = _started_with_symbols_done(tmp_path, config, 1)
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 4, output
@@ -123,13 +119,7 @@ def test_a_reader_that_goes_away_does_not_stop_the_run(tmp_path, reference):
 def test_a_closed_terminal_sighup_saves_progress_and_says_so_in_the_log(tmp_path, reference):
     _, expected_db, _ = reference
     config = write_fast_config(tmp_path)
-    process = start_program("run_training.py", *_args(tmp_path, config))
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        state = read_checkpoint(tmp_path)
-        if state and state["backtest"]["completed_symbols"]:
-            break
-        time.sleep(0.01)
+    process = _started_with_symbols_done(tmp_path, config, 1)
     process.send_signal(signal.SIGHUP)
     process.communicate(timeout=60)
     assert process.returncode == 4
