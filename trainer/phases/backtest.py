@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -38,8 +39,12 @@ class SymbolOutcome:
 
 
 def compute_symbol(symbol: str, prices: pd.DataFrame, market: MarketContext, sector: str,
-                   min_history_days: int, label_settings: dict, shock_sigma: float) -> SymbolOutcome:
-    """Features and labels of one symbol; runs in a worker, touches no file."""
+                   min_history_days: int, label_settings: dict, shock_sigma: float,
+                   run_pid: int | None = None) -> SymbolOutcome:
+    """Features and labels of one symbol; runs in a worker, touches no file. run_pid: the run's
+    process; a worker process (not the run itself) leaves when that process is gone."""
+    if run_pid is not None and os.getpid() != run_pid:
+        _leave_with_the_run(run_pid)
     if len(prices) < min_history_days:
         return SymbolOutcome(symbol, skipped=f"{symbol} has {len(prices)} clean trading days; at least "
                                              f"{min_history_days} are needed (data.min_history_days)")
@@ -50,6 +55,25 @@ def compute_symbol(symbol: str, prices: pd.DataFrame, market: MarketContext, sec
     except Exception as error:  # noqa: BLE001 - recorded as a failed symbol with its traceback
         return SymbolOutcome(symbol, failed=f"{type(error).__name__}: {error}", trace=traceback.format_exc())
     return SymbolOutcome(symbol, result=result)
+
+
+_watching: list[int] = []  # the run process this worker watches (set once per worker process)
+
+
+def _leave_with_the_run(run_pid: int) -> None:
+    """A worker whose run was SIGKILLed would otherwise wait idle for minutes (joblib keeps its
+    workers for reuse): a daemon thread ends this worker once its parent is no longer the run.
+    POSIX only: on Windows a dead parent's id stays the child's parent id."""
+    if _watching or os.name == "nt":
+        return
+    _watching.append(run_pid)
+
+    def watch() -> None:
+        while os.getppid() == run_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="leave-with-the-run", daemon=True).start()
 
 
 def record_failure(context: RunContext, symbol: str, reason: str) -> None:
@@ -74,7 +98,7 @@ def run_backtest(context: RunContext, todo: list[str], load_prices: Callable[[st
     jobs = min(context.config.run.jobs, cores, max(1, len(todo)))
     tasks = (delayed(compute_symbol)(symbol, load_prices(symbol), market, context.sector_of(symbol),
                                      context.config.data.min_history_days, label_settings,
-                                     context.config.features.shock_sigma) for symbol in todo)
+                                     context.config.features.shock_sigma, os.getpid()) for symbol in todo)
     started = time.monotonic()
     done_here = 0
     with console.make_progress(console.get_console()) as progress:
