@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -160,3 +161,48 @@ def test_a_run_killed_after_its_rows_is_completed_by_the_next_and_training_files
     assert {name: digest for name, digest in after.items() if name != "data/trainer.db"} == \
         {name: digest for name, digest in training_files.items() if name != "data/trainer.db"}, \
         "the checkpoint and its backup are untouched by signals runs"
+
+
+def test_a_smaller_universe_keeps_the_days_other_signals_and_the_models_market(demo_workdir, tmp_path):
+    """Review finding: --universe rebuilt the market from its own symbols (12 features changed)
+    and deleted the day's other signals."""
+    workdir = copy_workdir(demo_workdir, tmp_path / "work")
+    code, output, full = _signals(workdir, "--model", "candidate", "--as-of", "2025-06-30", "--json")
+    assert code == 0, output
+    chosen = full["signals"][0]["symbol"]
+    universe = tmp_path / "one.csv"
+    universe.write_text(f"symbol,name,sector\n{chosen},x,Unknown\nZZZZ,unknown,Unknown\n", encoding="utf-8")
+    code, output, one = _signals(workdir, "--model", "candidate", "--as-of", "2025-06-30", "--universe", universe,
+                                 "--json")
+    assert code == 0, output
+    assert [row["symbol"] for row in one["signals"]] == [chosen] and "ZZZZ" in one["skipped"]
+    before = next(row for row in full["signals"] if row["symbol"] == chosen)
+    assert one["signals"][0]["p_buy"] == pytest.approx(before["p_buy"], abs=1e-12), "same features, same market"
+    assert query(workdir, "SELECT COUNT(*) FROM signals WHERE as_of = '2025-06-30'")[0][0] == DEMO_SYMBOLS
+
+
+def test_signals_are_scored_only_on_the_prices_of_their_own_source(demo_workdir, tmp_path):
+    """Review finding: demo signals were scored with another source's (CSV) prices."""
+    workdir = copy_workdir(demo_workdir, tmp_path / "work")
+    code, output, demo = _signals(workdir, "--model", "candidate", "--as-of", "2025-03-31", "--json")
+    assert code == 0, output
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    for row in demo["signals"]:  # the same symbols, from a folder whose prices rise 1% a day
+        rows = query(workdir, "SELECT date, open, high, low, close, volume FROM price_data WHERE source = "
+                              "'demo:7#live' AND symbol = ? ORDER BY date", (row["symbol"],))
+        frame = pd.DataFrame(rows, columns=["Date", "Open", "High", "Low", "Close", "Volume"])
+        later = (frame["Date"] > "2025-03-31").to_numpy()
+        growth = np.where(later, 1.01 ** np.cumsum(later), 1.0)
+        for column in ("Open", "High", "Low", "Close"):
+            frame[column] = frame[column] * growth
+        frame.to_csv(folder / f"{row['symbol']}.csv", index=False)
+    code, output, _ = _signals(workdir, "--model", "candidate", "--source", "csv", "--prices-dir", folder,
+                               "--as-of", "2025-09-30")
+    assert code == 0, output
+    assert query(workdir, "SELECT COUNT(*) FROM signal_outcomes WHERE as_of = '2025-03-31'")[0][0] == 0
+    code, output, _ = _signals(workdir, "--model", "candidate", "--as-of", "2025-09-30")
+    assert code == 0, output
+    reasons = {row[0] for row in query(workdir, "SELECT exit_reason FROM signal_outcomes WHERE as_of = '2025-03-31'")}
+    assert query(workdir, "SELECT COUNT(*) FROM signal_outcomes WHERE as_of = '2025-03-31'")[0][0] == DEMO_SYMBOLS
+    assert reasons != {"upper"}, "scored on the demo's own prices, not the rising CSV copy"

@@ -99,6 +99,7 @@ def _render(record: VersionRecord) -> None:
                      f"live {pct(live.get('hit_rate'))} / {ret(live.get('mean_return'))} over {live.get('n', 0)}; "
                      f"holdout promised {pct(promised.get('hit_rate'))} / {ret(promised.get('mean_return'))}"))
     rows.append(("Alarms", "; ".join(record.drift) or "none"))
-    console.print_table(f"Track record of model {record.model_version}", ["Item", "Value"], rows)
+    marker = " (NOT PROMOTED)" if record.model_version.endswith("-candidate") else ""
+    console.print_table(f"Track record of model {record.model_version}{marker}", ["Item", "Value"], rows)
     for alarm in record.drift:
         console.warn(f"{record.model_version}: {alarm}")

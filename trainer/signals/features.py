@@ -31,11 +31,19 @@ class AsOfRows:
 
 
 def as_of_rows(prices: dict[str, pd.DataFrame], sectors: dict[str, str], proxy: pd.DataFrame | None,
-               as_of: pd.Timestamp, *, shock_sigma: float, vol_window: int, min_history_days: int) -> AsOfRows:
+               as_of: pd.Timestamp, *, shock_sigma: float, vol_window: int, min_history_days: int,
+               market_symbols: list[str] | None = None, symbols: list[str] | None = None) -> AsOfRows:
+    """market_symbols: whose closes make the market context (the model's training universe, so
+    the market features mean what they meant in training); symbols: who gets a row (default:
+    every symbol with prices)."""
     cut = {symbol: frame.loc[:as_of] for symbol, frame in prices.items()}
+    wanted = set(cut) if symbols is None else set(symbols)
+    in_market = set(cut) if market_symbols is None else set(market_symbols)
     skipped: dict[str, str] = {}
     usable = {}
     for symbol, frame in cut.items():
+        if symbol not in wanted:
+            continue
         if frame.empty:
             skipped[symbol] = f"no prices on or before {as_of.date()}"
         elif frame.index[-1] != as_of:
@@ -45,7 +53,7 @@ def as_of_rows(prices: dict[str, pd.DataFrame], sectors: dict[str, str], proxy: 
                                f"{min_history_days} are needed (data.min_history_days)")
         else:
             usable[symbol] = frame
-    closes = {symbol: frame["close"] for symbol, frame in cut.items() if not frame.empty}
+    closes = {symbol: frame["close"] for symbol, frame in cut.items() if not frame.empty and symbol in in_market}
     if not closes:
         return AsOfRows(as_of, pd.DataFrame(columns=list(FEATURE_NAMES)), pd.Series(dtype=float),
                         pd.Series(dtype=float), skipped)

@@ -84,9 +84,14 @@ def _generate(connection: sqlite3.Connection, paths: WorkPaths, options: SignalO
                          f"but this folder's database recorded {recorded[0]} for that run: the model folder belongs "
                          "to another work folder. Use --workdir of the folder it was trained in, or train here.")
     source = _source(manifest, options)
+    if options.as_of is not None:
+        _parse_as_of(options.as_of)  # a typo is refused before any download
     universe = _universe(manifest, options)
+    market_universe = dict(manifest.get("universe") or universe)  # what the model's market features were built from
     symbols = sorted(universe)
-    wanted = symbols + ([PROXY] if manifest.get("proxy") == PROXY and PROXY not in universe else [])
+    sectors = {**universe, **market_universe}  # a symbol the model knows keeps the sector it was trained with
+    wanted = sorted(set(symbols) | set(market_universe))
+    wanted += [PROXY] if manifest.get("proxy") == PROXY and PROXY not in wanted else []
     console.info(f"Signals with model {model.version}" + ("" if model.promoted else " (NOT PROMOTED)")
                  + f": updating the prices of {len(wanted)} symbols from {source.key} ...")
     update = update_prices(connection, source, wanted, training_key=str(manifest.get("source", source.key)))
@@ -102,19 +107,28 @@ def _generate(connection: sqlite3.Connection, paths: WorkPaths, options: SignalO
         names = ", ".join(failed[:5]) + (f" and {len(failed) - 5} more" if len(failed) > 5 else "")
         warnings.append(f"{names}: prices not updated ({reason}); "
                         + (f"cached prices used for {len(cached)} of them." if cached else "no signal."))
-    prices = {symbol: update.prices[symbol] for symbol in symbols if symbol in update.prices}
-    if not prices:
+    prices = {symbol: update.prices[symbol] for symbol in wanted if symbol in update.prices and symbol != PROXY}
+    if not any(symbol in prices for symbol in symbols):
         raise SignalsError(f"No prices for any of the {len(symbols)} symbols from {source.key}; check the source "
                            "(network, --prices-dir) and run again.")
-    newest = max(frame.index[-1] for frame in prices.values())
+    newest = max(prices[symbol].index[-1] for symbol in symbols if symbol in prices)
     as_of = _as_of(options.as_of, newest)
+    proxy = update.prices.get(PROXY) if manifest.get("proxy") == PROXY else None
+    if manifest.get("proxy") == PROXY and (proxy is None or pd.Timestamp(as_of) not in proxy.index):
+        last = "none cached" if proxy is None else f"its last is {proxy.index[-1].date()}"
+        last += f"; {update.failed[PROXY]}" if PROXY in update.failed else ""
+        raise SignalsError(f"The model was trained with {PROXY} as the market, but {PROXY} has no price on "
+                           f"{as_of.date()} ({last}). Signals "
+                           "without it would rest on a market the model never saw: try again when its prices are "
+                           "updated, or give --as-of a day it has.")
     labels = manifest["labels"]
-    scored = score_matured(connection, lambda symbol: None if symbol not in prices else prices[symbol]["close"],
+    scored = score_matured(connection, source.key,
+                           lambda symbol: None if symbol not in update.prices else update.prices[symbol]["close"],
                            lambda version: _label_settings(connection, paths, version, manifest), as_of)
-    rows = as_of_rows(prices, {symbol: universe[symbol] for symbol in prices},
-                      update.prices.get(PROXY) if manifest.get("proxy") == PROXY else None, as_of,
+    rows = as_of_rows(prices, {symbol: sectors[symbol] for symbol in prices}, proxy, as_of,
                       shock_sigma=float(manifest["shock_sigma"]), vol_window=int(labels["vol_window"]),
-                      min_history_days=int(manifest["config"]["data"]["min_history_days"]))
+                      min_history_days=int(manifest["config"]["data"]["min_history_days"]),
+                      market_symbols=list(market_universe), symbols=symbols)
     skipped = {**{symbol: f"no prices ({update.failed.get(symbol, 'not cached')})" for symbol in symbols
                   if symbol not in prices}, **rows.skipped}
     if rows.features.empty:
@@ -188,13 +202,17 @@ def _universe(manifest: dict[str, Any], options: SignalOptions) -> dict[str, str
     return dict(universe)
 
 
+def _parse_as_of(asked: str) -> pd.Timestamp:
+    try:
+        return pd.Timestamp(date.fromisoformat(asked))
+    except ValueError:
+        raise SignalsError(f"--as-of {asked!r} is not a date; use YYYY-MM-DD, e.g. 2024-06-28.") from None
+
+
 def _as_of(asked: str | None, newest: pd.Timestamp) -> pd.Timestamp:
     if asked is None:
         return newest
-    try:
-        as_of = pd.Timestamp(date.fromisoformat(asked))
-    except ValueError:
-        raise SignalsError(f"--as-of {asked!r} is not a date; use YYYY-MM-DD, e.g. 2024-06-28.") from None
+    as_of = _parse_as_of(asked)
     if as_of > newest:
         raise SignalsError(f"--as-of {as_of.date()} is after the newest price ({newest.date()}); choose a date up to "
                            "it, or leave --as-of out for the newest.")
@@ -224,8 +242,12 @@ def _write_outputs(connection: sqlite3.Connection, paths: WorkPaths, table: pd.D
                 "features": features.loc[record["symbol"]].to_numpy(dtype="<f8").tobytes()}
                for record in table.to_dict("records")]
     with store.transaction(connection):
-        connection.execute("DELETE FROM signals WHERE as_of = ? AND model_version = ?",
-                           (str(as_of.date()), model.version))
+        # Only the symbols written now: a run for a smaller --universe keeps the day's other signals.
+        # A rewritten signal loses its outcome, which is scored again from its (new) source.
+        for record in records:
+            for stored in ("signals", "signal_outcomes"):
+                connection.execute(f"DELETE FROM {stored} WHERE as_of = ? AND symbol = ? AND model_version = ?",
+                                   (record["as_of"], record["symbol"], model.version))
         store.write_rows(connection, "signals", records)
     crash_point("signals.rows_written")
     csv_path = folder / f"{as_of.date()}{'' if model.promoted else '-candidate'}.csv"

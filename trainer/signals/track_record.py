@@ -33,15 +33,17 @@ MIN_FOR_AUC = 20  # matured BUY/SELL outcomes before a live directional AUC is s
 MIN_DRIFT_DATES = 20
 
 
-def score_matured(connection: sqlite3.Connection, closes: Callable[[str], pd.Series | None],
+def score_matured(connection: sqlite3.Connection, source: str, closes: Callable[[str], pd.Series | None],
                   settings: Callable[[str], dict[str, Any] | None], up_to: pd.Timestamp) -> int:
-    """Score every unscored signal with as_of < up_to that has matured on closes up to up_to.
-    closes(symbol): its adjusted closes; settings(model_version): the model's label settings
-    (horizon, barrier_k, vol_window) or None when unknown. Returns how many were scored."""
+    """Score every unscored signal made from `source`'s prices with as_of < up_to that has matured
+    on closes up to up_to (a signal is only ever judged on the prices it was made from).
+    closes(symbol): its adjusted closes from that source; settings(model_version): the model's
+    label settings (horizon, barrier_k, vol_window) or None when unknown. Returns how many."""
     pending = connection.execute(
         "SELECT s.as_of, s.symbol, s.model_version FROM signals s LEFT JOIN signal_outcomes o ON "
         "o.as_of = s.as_of AND o.symbol = s.symbol AND o.model_version = s.model_version "
-        "WHERE o.as_of IS NULL AND s.as_of < ? ORDER BY s.symbol, s.as_of", (str(up_to.date()),)).fetchall()
+        "WHERE o.as_of IS NULL AND s.source = ? AND s.as_of < ? ORDER BY s.symbol, s.as_of",
+        (source, str(up_to.date()))).fetchall()
     rows, cache = [], {}
     now = datetime.now(UTC).isoformat(timespec="seconds")
     for as_of, symbol, version in pending:
@@ -200,5 +202,5 @@ def score_with_cached_prices(connection: sqlite3.Connection) -> int:
             frame = load_live(connection, key, symbol)
             return None if frame is None else frame["close"]
 
-        scored += score_matured(connection, closes, labels, pd.Timestamp(newest) + pd.Timedelta(days=1))
+        scored += score_matured(connection, source, closes, labels, pd.Timestamp(newest) + pd.Timedelta(days=1))
     return scored
