@@ -172,7 +172,10 @@ def test_exit_rows_end_each_position_where_the_backtests_trade_from_that_date_en
         rows = panel.rows_of(trades["entry_date"].to_numpy(dtype="datetime64[D]"))
         assert (panel.dates[exits[rows, column]] == trades["exit_date"].to_numpy(dtype="datetime64[D]")).all()
     assert (exits[:5] == -1).all(), "no volatility estimate before vol_window returns"
-    assert (exits[50 - 8:, 1] == -1).all() and (exits[60 - 8:, 0] == -1).all(), "no trade without a full horizon"
+    # B stops after 50 rows: an entry without a full horizon ends at a barrier or B's last close
+    # (whom to buy must not depend on knowing that it stops); no entry on or after its last price
+    assert (exits[49:, 1] == -1).all() and (exits[42:49, 1] <= 49).all() and (exits[42:49, 1] > np.arange(42, 49)).all()
+    assert 49 in exits[42:49, 1], "some of them reach the last close"
     fixed = exit_rows(panel, series, horizon=8, barrier_k=1.0, vol_window=5, exits="horizon")
     assert fixed[10, 0] == 18
 

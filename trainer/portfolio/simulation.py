@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from backend.labels import triple_barrier
+from backend.labels import trade_outcome, triple_barrier
 from trainer.config import LabelConfig, PortfolioConfig
 
 TRADING_DAYS = 252
@@ -89,10 +89,13 @@ class Panel:
 def exit_rows(panel: Panel, closes: dict[str, pd.Series], *, horizon: int, barrier_k: float,
               vol_window: int, exits: str) -> np.ndarray:
     """(D, n) calendar row at which a position entered at each row's close ends; -1 where no trade
-    can start (no volatility estimate yet, or fewer than `horizon` later closes).
+    can start (no volatility estimate yet, or the symbol's last price).
 
     The label code itself (stride 1) on each symbol's own dates, so a position exits exactly when
-    the backtest's trade from that date would; with exits="horizon" at the horizon regardless."""
+    the backtest's trade from that date would; with exits="horizon" at the horizon regardless. An
+    entry with fewer than `horizon` later closes (the symbol stops: delisted, or the data end)
+    exits at a barrier passed before that, else at the symbol's last close: choosing whom to buy
+    must not depend on knowing that a stock will stop trading."""
     result = np.full(panel.close.shape, -1, dtype=np.int64)
     for column, symbol in enumerate(panel.symbols):
         close = closes[symbol].dropna().sort_index()
@@ -107,6 +110,13 @@ def exit_rows(panel: Panel, closes: dict[str, pd.Series], *, horizon: int, barri
         else:
             exit_dates = trades["exit_date"].to_numpy(dtype="datetime64[D]")
         result[entry, column] = panel.rows_of(exit_dates)
+        last = len(close) - 1
+        for own in range(max(vol_window, last - horizon + 1), last):  # too few later closes
+            outcome = None if exits == "horizon" else trade_outcome(
+                close, close.index[own], horizon=horizon, barrier_k=barrier_k, vol_window=vol_window)
+            exit_date = close.index[last] if outcome is None else outcome["exit_date"]
+            result[panel.rows_of(np.array([close.index[own]], dtype="datetime64[D]"))[0], column] = \
+                panel.rows_of(np.array([exit_date], dtype="datetime64[D]"))[0]
     return result
 
 
