@@ -84,6 +84,13 @@ def test_demo_signals_one_row_per_symbol_rerun_idempotent_and_later_runs_score_t
     assert len(outcomes) == DEMO_SYMBOLS and all(row[0] == "2025-03-31" and row[1] > row[0] for row in outcomes)
     status = run_program("check_checkpoint.py", "--workdir", workdir, "--signals", env=wide_env())
     assert status.returncode == 0 and "Track record of model" in flat(status) and "Matured and scored" in flat(status)
+    # Re-making the early day from the same source keeps its outcomes, and its page shows the
+    # record as it stood that day (nothing had matured yet).
+    code, output, _ = _signals(workdir, "--model", "candidate", "--as-of", "2025-03-31")
+    assert code == 0, output
+    assert query(workdir, "SELECT COUNT(*) FROM signal_outcomes")[0][0] == DEMO_SYMBOLS
+    page = (workdir / "signals" / "2025-03-31-candidate.html").read_text(encoding="utf-8")
+    assert f"<td>{DEMO_SYMBOLS}</td><td>0</td>" in page, "the past page shows what was known then"
 
 
 def _independent_outcome(close: pd.Series, as_of: pd.Timestamp, horizon: int, k: float, window: int) -> tuple:

@@ -12,13 +12,11 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from backend import store
 from trainer import console
 from trainer.paths import WorkPaths
 from trainer.promotion.production import current_production
-from trainer.signals.track_record import VersionRecord, record_json, track_record
+from trainer.signals.track_record import VersionRecord, record_json, track_record, training_features
 
 
 def show_signal_record(workdir: Path | None, *, as_json: bool) -> int:
@@ -33,7 +31,7 @@ def show_signal_record(workdir: Path | None, *, as_json: bool) -> int:
             console.info("No signals have been made in this folder yet. Run: python generate_signals.py")
             return 0
         promises = _promises(connection, paths)
-        records = track_record(connection, promises, lambda version: _training_features(connection, version))
+        records = track_record(connection, promises, lambda version: training_features(connection, version))
     finally:
         connection.close()
     if as_json:
@@ -64,21 +62,6 @@ def _promises(connection: sqlite3.Connection, paths: WorkPaths) -> dict[str, dic
                                       is_demo=bool(row[1]), source=row[2])
             promises[str(version)] = manifest["holdout_promise"]
     return promises
-
-
-def _training_features(connection: sqlite3.Connection, version: str) -> np.ndarray | None:
-    """The model's training-period feature vectors (every sample up to its training end)."""
-    run_id = version.removesuffix("-candidate")
-    split = connection.execute("SELECT value_json FROM run_facts WHERE run_id = ? AND key = 'split'",
-                               (run_id,)).fetchone()
-    if split is None:
-        return None
-    end = (json.loads(split[0]).get("train") or {}).get("end")
-    blobs = connection.execute("SELECT features FROM feature_store WHERE run_id = ? AND date <= ?",
-                               (run_id, end)).fetchall()
-    if not blobs:
-        return None
-    return np.frombuffer(b"".join(blob for (blob,) in blobs), dtype="<f8").reshape(len(blobs), -1)
 
 
 def _render(record: VersionRecord) -> None:

@@ -37,7 +37,7 @@ from trainer.paths import WorkPaths
 from trainer.signals.features import as_of_rows
 from trainer.signals.model import ModelError, SignalModel, candidate_model, production_model
 from trainer.signals.prices import live_key, load_live, update_prices
-from trainer.signals.track_record import record_json, score_matured, track_record
+from trainer.signals.track_record import record_json, score_matured, track_record, training_features
 
 log = logging.getLogger(__name__)
 
@@ -243,11 +243,15 @@ def _write_outputs(connection: sqlite3.Connection, paths: WorkPaths, table: pd.D
                for record in table.to_dict("records")]
     with store.transaction(connection):
         # Only the symbols written now: a run for a smaller --universe keeps the day's other signals.
-        # A rewritten signal loses its outcome, which is scored again from its (new) source.
+        # A signal rewritten from another source loses its outcome (scored again from the new
+        # source); rewritten from the same source, the same prices give the same outcome: kept.
         for record in records:
-            for stored in ("signals", "signal_outcomes"):
-                connection.execute(f"DELETE FROM {stored} WHERE as_of = ? AND symbol = ? AND model_version = ?",
-                                   (record["as_of"], record["symbol"], model.version))
+            key = (record["as_of"], record["symbol"], model.version)
+            connection.execute("DELETE FROM signal_outcomes WHERE as_of = ? AND symbol = ? AND model_version = ? AND "
+                               "EXISTS (SELECT 1 FROM signals s WHERE s.as_of = signal_outcomes.as_of AND s.symbol = "
+                               "signal_outcomes.symbol AND s.model_version = signal_outcomes.model_version AND "
+                               "s.source != ?)", (*key, source.key))
+            connection.execute("DELETE FROM signals WHERE as_of = ? AND symbol = ? AND model_version = ?", key)
         store.write_rows(connection, "signals", records)
     crash_point("signals.rows_written")
     csv_path = folder / f"{as_of.date()}{'' if model.promoted else '-candidate'}.csv"
@@ -288,7 +292,7 @@ def signals_html(connection: sqlite3.Connection, table: pd.DataFrame, model: Sig
         esc(record["action"].lower()), "".join(f"<td>{esc(_cell(record[column]))}</td>" for column in CSV_COLUMNS))
         for record in table.to_dict("records"))
     records = track_record(connection, {model.version: model.manifest.get("holdout_promise", {})},
-                           lambda version: None)
+                           lambda version: training_features(connection, version), up_to=as_of)
     record_rows = "".join(
         f"<tr><td>{esc(r.model_version)}</td><td>{r.signals}</td><td>{r.matured}</td>"
         f"<td>{esc(_cell(r.auc))} [{esc(_cell(r.auc_low))}, {esc(_cell(r.auc_high))}]</td>"

@@ -87,14 +87,18 @@ class VersionRecord:
 
 def track_record(connection: sqlite3.Connection, promises: dict[str, dict[str, Any]],
                  training_features: Callable[[str], np.ndarray | None], *, reps: int = 1000,
-                 confidence: float = 0.95, horizon: int = 20, seed: int = 0) -> list[VersionRecord]:
+                 confidence: float = 0.95, horizon: int = 20, seed: int = 0,
+                 up_to: pd.Timestamp | None = None) -> list[VersionRecord]:
     """One record per model version that made signals. promises: version -> the manifest's
     holdout_promise; training_features(version): its training-period feature matrix for the
-    population stability index (None: not available)."""
+    population stability index (None: not available). up_to: the record as it stood on that day
+    (signals made and outcomes known by then): what a signals page for a past day shows."""
+    day = "9999-12-31" if up_to is None else str(up_to.date())
     frame = pd.read_sql_query(
         "SELECT s.as_of, s.symbol, s.model_version, s.score, s.action, s.features, o.realised_return, o.label "
         "FROM signals s LEFT JOIN signal_outcomes o ON o.as_of = s.as_of AND o.symbol = s.symbol AND "
-        "o.model_version = s.model_version ORDER BY s.as_of", connection)
+        "o.model_version = s.model_version AND o.exit_date <= ? WHERE s.as_of <= ? ORDER BY s.as_of",
+        connection, params=(day, day))
     records = []
     for version, rows in frame.groupby("model_version", sort=True):
         matured = rows[rows["label"].notna()]
@@ -174,6 +178,22 @@ def population_stability_index(expected: np.ndarray, actual: np.ndarray, bins: i
 def record_json(records: list[VersionRecord]) -> str:
     return json.dumps([record.to_dict() for record in records], indent=1,
                       default=lambda value: None if isinstance(value, float) and math.isnan(value) else str(value))
+
+
+def training_features(connection: sqlite3.Connection, version: str) -> np.ndarray | None:
+    """The model's training-period feature vectors (every sample up to its training end), for
+    the population stability index; None when its run's samples are not in this database."""
+    run_id = version.removesuffix("-candidate")
+    split = connection.execute("SELECT value_json FROM run_facts WHERE run_id = ? AND key = 'split'",
+                               (run_id,)).fetchone()
+    if split is None:
+        return None
+    end = (json.loads(split[0]).get("train") or {}).get("end")
+    blobs = connection.execute("SELECT features FROM feature_store WHERE run_id = ? AND date <= ?",
+                               (run_id, end)).fetchall()
+    if not blobs:
+        return None
+    return np.frombuffer(b"".join(blob for (blob,) in blobs), dtype="<f8").reshape(len(blobs), -1)
 
 
 def score_with_cached_prices(connection: sqlite3.Connection) -> int:
