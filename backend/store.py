@@ -294,6 +294,28 @@ def write_symbol(connection: sqlite3.Connection, run_id: str, symbol: str,
             write_rows(connection, table, rows)
 
 
+def write_prices(connection: sqlite3.Connection, source: str, symbol: str, prices: Any, is_demo: bool) -> int:
+    """Insert (or replace) one symbol's rows of a PRICE_COLUMNS frame (DatetimeIndex 'date') into the
+    price cache under `source`; call inside a transaction. Returns the number of rows."""
+    from backend.prices.base import PRICE_COLUMNS
+
+    records = prices.loc[:, list(PRICE_COLUMNS)].reset_index()
+    records["date"] = records["date"].dt.strftime("%Y-%m-%d")
+    records = records.astype(object).where(records.notna(), None)
+    values = [(source, symbol, *row, int(is_demo)) for row in records.itertuples(index=False, name=None)]
+    connection.executemany(
+        f"INSERT OR REPLACE INTO price_data (source, symbol, date, {', '.join(PRICE_COLUMNS)}, is_demo) "
+        f"VALUES (?, ?, ?, {', '.join('?' for _ in PRICE_COLUMNS)}, ?)", values)
+    return len(values)
+
+
+def write_issues(connection: sqlite3.Connection, source: str, issues: Iterable[Any]) -> None:
+    """Record DataIssue objects (symbol, date, kind, detail) under `source`; call inside a transaction."""
+    write_rows(connection, "data_issues", [
+        {"source": source, "symbol": issue.symbol, "date": issue.date, "kind": issue.kind, "detail": issue.detail}
+        for issue in issues])
+
+
 def committed_symbols(connection: sqlite3.Connection, run_id: str) -> set[str]:
     """Symbols whose backtest transaction committed (their summary row exists)."""
     rows = connection.execute("SELECT symbol FROM backtest_results WHERE run_id = ?", (run_id,))

@@ -47,21 +47,10 @@ def _store_result(context: RunContext, result: FetchResult, stamp: str | None) -
     with store.transaction(context.connection) as connection:
         connection.execute("DELETE FROM price_data WHERE source = ? AND symbol = ?", (source_key, symbol))
         connection.execute("DELETE FROM data_issues WHERE source = ? AND symbol = ?", (source_key, symbol))
-        store.write_rows(connection, "data_issues", [
-            {"source": source_key, "symbol": issue.symbol, "date": issue.date, "kind": issue.kind,
-             "detail": issue.detail} for issue in result.issues])
+        store.write_issues(connection, source_key, result.issues)
         rows = 0
         if result.prices is not None:
-            frame = result.prices.loc[:, list(PRICE_COLUMNS)]
-            records = frame.reset_index()
-            records["date"] = records["date"].dt.strftime("%Y-%m-%d")
-            records = records.astype(object).where(records.notna(), None)
-            values = [(source_key, symbol, *row, int(context.source.is_demo))
-                      for row in records.itertuples(index=False, name=None)]
-            connection.executemany(
-                f"INSERT INTO price_data (source, symbol, date, {', '.join(PRICE_COLUMNS)}, is_demo) "
-                f"VALUES (?, ?, ?, {', '.join('?' for _ in PRICE_COLUMNS)}, ?)", values)
-            rows = len(values)
+            rows = store.write_prices(connection, source_key, symbol, result.prices, context.source.is_demo)
         store.write_rows(connection, "price_fetches", [{
             "source": source_key, "symbol": symbol, "status": "failed" if result.error else "ok",
             "detail": result.error, "rows": rows, "is_demo": int(context.source.is_demo),

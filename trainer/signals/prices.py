@@ -131,24 +131,12 @@ def _incremental(connection: sqlite3.Connection, source: PriceSource, key: str, 
         update.appended[result.symbol] = len(result.prices)
 
 
-def _rows(key: str, symbol: str, frame: pd.DataFrame, is_demo: bool) -> list[tuple]:
-    records = frame.loc[:, list(PRICE_COLUMNS)].reset_index()
-    records["date"] = records["date"].dt.strftime("%Y-%m-%d")
-    records = records.astype(object).where(records.notna(), None)
-    return [(key, symbol, *row, int(is_demo)) for row in records.itertuples(index=False, name=None)]
-
-
-_INSERT = (f"INSERT OR REPLACE INTO price_data (source, symbol, date, {', '.join(PRICE_COLUMNS)}, is_demo) "
-           f"VALUES (?, ?, ?, {', '.join('?' for _ in PRICE_COLUMNS)}, ?)")
-
-
 def _append(connection: sqlite3.Connection, key: str, result: FetchResult, frame: pd.DataFrame,
             is_demo: bool) -> None:
     with store.transaction(connection):
-        connection.executemany(_INSERT, _rows(key, result.symbol, frame, is_demo))
-        store.write_rows(connection, "data_issues", [
-            {"source": key, "symbol": issue.symbol, "date": issue.date, "kind": issue.kind, "detail": issue.detail}
-            for issue in result.issues if issue.date is None or issue.date > str(frame.index.min().date())])
+        store.write_prices(connection, key, result.symbol, frame, is_demo)
+        store.write_issues(connection, key, [issue for issue in result.issues
+                                             if issue.date is None or issue.date > str(frame.index.min().date())])
         _record_fetch(connection, key, result.symbol, None, is_demo)
 
 
@@ -156,10 +144,8 @@ def _replace(connection: sqlite3.Connection, key: str, result: FetchResult, stam
     with store.transaction(connection):
         connection.execute("DELETE FROM price_data WHERE source = ? AND symbol = ?", (key, result.symbol))
         connection.execute("DELETE FROM data_issues WHERE source = ? AND symbol = ?", (key, result.symbol))
-        store.write_rows(connection, "data_issues", [
-            {"source": key, "symbol": issue.symbol, "date": issue.date, "kind": issue.kind, "detail": issue.detail}
-            for issue in result.issues])
-        connection.executemany(_INSERT, _rows(key, result.symbol, result.prices, is_demo))
+        store.write_issues(connection, key, result.issues)
+        store.write_prices(connection, key, result.symbol, result.prices, is_demo)
         _record_fetch(connection, key, result.symbol, stamp, is_demo)
 
 
