@@ -137,6 +137,14 @@ def bootstrap_date_weights(dates: np.ndarray, *, block_days: int, reps: int,
         yield counts[:, day].astype(np.float64)
 
 
+def bootstrap_means(values: np.ndarray, dates: np.ndarray, *, block_days: int, reps: int, seed: int) -> np.ndarray:
+    """The mean of one value per date (a daily excess return, a date's top-decile excess) on
+    `reps` circular block-bootstrap resamples of those dates (see bootstrap_date_weights)."""
+    values = np.asarray(values, dtype=np.float64)
+    return np.concatenate([weights @ values / weights.sum(axis=1) for weights in
+                           bootstrap_date_weights(dates, block_days=block_days, reps=reps, seed=seed)])
+
+
 def paired_bootstrap(y: np.ndarray, probabilities: Mapping[str, np.ndarray], dates: np.ndarray, *,
                      metric: str = "auc_directional", block_days: int, reps: int,
                      seed: int) -> dict[str, np.ndarray]:

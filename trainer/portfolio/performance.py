@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import kurtosis, norm, skew
 
-from trainer.ml.metrics import bootstrap_date_weights
+from trainer.ml.metrics import bootstrap_means
 
 TRADING_DAYS = 252
 EULER_GAMMA = 0.5772156649015329
@@ -123,8 +123,8 @@ def excess_return(strategy: pd.DataFrame, benchmark: pd.DataFrame, *, block_days
     excess = (joined["a"] - joined["b"]).to_numpy(dtype=np.float64)
     point = float(excess.mean() * TRADING_DAYS) if excess.size else float("nan")
     try:
-        resampled = np.concatenate([weights @ excess / weights.sum(axis=1) for weights in bootstrap_date_weights(
-            joined.index.to_numpy(dtype="datetime64[D]"), block_days=block_days, reps=reps, seed=seed)])
+        resampled = bootstrap_means(excess, joined.index.to_numpy(dtype="datetime64[D]"), block_days=block_days,
+                                    reps=reps, seed=seed)
     except ValueError:  # fewer than two blocks of dates: no interval
         return point, float("nan"), float("nan")
     tail = (1.0 - confidence) / 2.0

@@ -39,7 +39,7 @@ from trainer.ml.metrics import (
     BUY,
     SELL,
     _auc_directional,
-    bootstrap_date_weights,
+    bootstrap_means,
     dates_spanning,
     directional_score,
     paired_bootstrap,
@@ -186,8 +186,7 @@ def _resample(evidence: HoldoutEvidence, top_by_date: tuple[np.ndarray, np.ndarr
     y, dates = evidence.y, evidence.dates
     auc = paired_bootstrap(y, evidence.probabilities, dates, block_days=block_days, reps=reps, seed=seed)
     day_dates, excess = top_by_date
-    top = np.concatenate([weights @ excess / weights.sum(axis=1) for weights in
-                          bootstrap_date_weights(day_dates, block_days=block_days, reps=reps, seed=seed)])
+    top = bootstrap_means(excess, day_dates, block_days=block_days, reps=reps, seed=seed)
     difference = np.full(reps, np.nan)
     if BASELINE in evidence.probabilities:
         losses = paired_bootstrap(y, {ENSEMBLE: evidence.probabilities[ENSEMBLE],
