@@ -11,9 +11,7 @@ completes it.
 from __future__ import annotations
 
 import html
-import json
 import logging
-import os
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -29,7 +27,7 @@ from backend.prices.base import PriceSource
 from backend.prices.factory import make_source
 from backend.universe import load_universe
 from trainer import console
-from trainer.checkpoint import CheckpointManager
+from trainer.checkpoint import CheckpointManager, atomic_write_text
 from trainer.crash_points import crash_point
 from trainer.ml.metrics import directional_score
 from trainer.options import SignalOptions
@@ -37,7 +35,13 @@ from trainer.paths import WorkPaths
 from trainer.signals.features import as_of_rows
 from trainer.signals.model import ModelError, SignalModel, candidate_model, production_model
 from trainer.signals.prices import live_key, load_live, update_prices
-from trainer.signals.track_record import record_json, score_matured, track_record, training_features
+from trainer.signals.track_record import (
+    label_settings,
+    record_json,
+    score_matured,
+    track_record,
+    training_features,
+)
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +128,8 @@ def _generate(connection: sqlite3.Connection, paths: WorkPaths, options: SignalO
     labels = manifest["labels"]
     scored = score_matured(connection, source.key,
                            lambda symbol: None if symbol not in update.prices else update.prices[symbol]["close"],
-                           lambda version: _label_settings(connection, paths, version, manifest), as_of)
+                           lambda version: labels if version == model.version else label_settings(connection, version),
+                           as_of)
     rows = as_of_rows(prices, {symbol: sectors[symbol] for symbol in prices}, proxy, as_of,
                       shock_sigma=float(manifest["shock_sigma"]), vol_window=int(labels["vol_window"]),
                       min_history_days=int(manifest["config"]["data"]["min_history_days"]),
@@ -219,16 +224,6 @@ def _as_of(asked: str | None, newest: pd.Timestamp) -> pd.Timestamp:
     return as_of
 
 
-def _label_settings(connection: sqlite3.Connection, paths: WorkPaths, version: str,
-                    manifest: dict[str, Any]) -> dict[str, Any] | None:
-    """The label settings of the model that made a stored signal (its run's config)."""
-    run_id = version.removesuffix("-candidate")
-    if run_id == manifest["run_id"]:
-        return manifest["labels"]
-    row = connection.execute("SELECT config_json FROM training_runs WHERE run_id = ?", (run_id,)).fetchone()
-    return None if row is None else json.loads(row[0])["labels"]
-
-
 def _write_outputs(connection: sqlite3.Connection, paths: WorkPaths, table: pd.DataFrame, rows: Any,
                    model: SignalModel, source: PriceSource, skipped: dict[str, str], warnings: list[str],
                    as_of: pd.Timestamp) -> tuple[Path, Path]:
@@ -255,27 +250,14 @@ def _write_outputs(connection: sqlite3.Connection, paths: WorkPaths, table: pd.D
         store.write_rows(connection, "signals", records)
     crash_point("signals.rows_written")
     csv_path = folder / f"{as_of.date()}{'' if model.promoted else '-candidate'}.csv"
-    _atomic_write(csv_path, table.to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(csv_path, table.to_csv(index=False, float_format="%.6g"))
     html_path = csv_path.with_suffix(".html")
-    _atomic_write(html_path, signals_html(connection, table, model, skipped, warnings, as_of))
+    atomic_write_text(html_path, signals_html(connection, table, model, skipped, warnings, as_of))
     return csv_path, html_path
 
 
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    temp = path.with_name(path.name + ".tmp")
-    try:
-        with open(temp, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except OSError:
-        temp.unlink(missing_ok=True)
-        raise
-    os.replace(temp, path)
 
 
 def signals_html(connection: sqlite3.Connection, table: pd.DataFrame, model: SignalModel, skipped: dict[str, str],

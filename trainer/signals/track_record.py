@@ -23,7 +23,7 @@ import pandas as pd
 from backend import store
 from backend.features import FEATURE_NAMES
 from backend.labels import BUY, SELL, trade_outcome
-from trainer.ml.metrics import _weighted_auc, bootstrap_date_weights, dates_spanning
+from trainer.ml.metrics import _auc_directional, block_bootstrap_ci, dates_spanning
 
 PSI_ALARM = 0.25  # population stability index above which a feature has clearly moved
 PSI_BINS = 10
@@ -44,10 +44,12 @@ def score_matured(connection: sqlite3.Connection, source: str, closes: Callable[
         "o.as_of = s.as_of AND o.symbol = s.symbol AND o.model_version = s.model_version "
         "WHERE o.as_of IS NULL AND s.source = ? AND s.as_of < ? ORDER BY s.symbol, s.as_of",
         (source, str(up_to.date()))).fetchall()
-    rows, cache = [], {}
+    rows, cache, known = [], {}, {}
     now = datetime.now(UTC).isoformat(timespec="seconds")
     for as_of, symbol, version in pending:
-        labels = settings(version)
+        if version not in known:
+            known[version] = settings(version)
+        labels = known[version]
         if labels is None:
             continue
         if symbol not in cache:
@@ -95,7 +97,8 @@ def track_record(connection: sqlite3.Connection, promises: dict[str, dict[str, A
     (signals made and outcomes known by then): what a signals page for a past day shows."""
     day = "9999-12-31" if up_to is None else str(up_to.date())
     frame = pd.read_sql_query(
-        "SELECT s.as_of, s.symbol, s.model_version, s.score, s.action, s.features, o.realised_return, o.label "
+        "SELECT s.as_of, s.symbol, s.model_version, s.p_sell, s.p_hold, s.p_buy, s.action, s.features, "
+        "o.realised_return, o.label "
         "FROM signals s LEFT JOIN signal_outcomes o ON o.as_of = s.as_of AND o.symbol = s.symbol AND "
         "o.model_version = s.model_version AND o.exit_date <= ? WHERE s.as_of <= ? ORDER BY s.as_of",
         connection, params=(day, day))
@@ -131,18 +134,16 @@ def _live_auc(matured: pd.DataFrame, reps: int, confidence: float, horizon: int,
     directional = matured[matured["label"].isin([BUY, SELL])]
     if len(directional) < MIN_FOR_AUC or directional["label"].nunique() < 2:
         return None, None, None
-    score = directional["score"].to_numpy(dtype=float)
-    positive = directional["label"].to_numpy() == BUY
-    point = float(_weighted_auc(score, positive, np.ones((1, len(score))))[0])
+    y = directional["label"].to_numpy(dtype=np.int64)
+    proba = directional[["p_sell", "p_hold", "p_buy"]].to_numpy(dtype=float)
+    point = float(_auc_directional(y, proba, np.ones((1, len(y))))[0])
     dates = pd.to_datetime(directional["as_of"]).to_numpy(dtype="datetime64[D]")
     try:
-        values = np.concatenate([_weighted_auc(score, positive, weights) for weights in bootstrap_date_weights(
-            dates, block_days=dates_spanning(dates, horizon), reps=reps, seed=seed)])
-    except ValueError:
+        low, high = block_bootstrap_ci(y, proba, dates, block_days=dates_spanning(dates, horizon), reps=reps,
+                                       confidence=confidence, seed=seed)
+    except ValueError:  # too few dates for two blocks, or too few of a class
         return point, None, None
-    values = values[np.isfinite(values)]
-    tail = (1.0 - confidence) / 2.0
-    return point, float(np.quantile(values, tail)), float(np.quantile(values, 1.0 - tail))
+    return point, low, high
 
 
 def _moved_features(blobs: pd.Series, training: np.ndarray | None) -> list[tuple[str, float]]:
@@ -196,6 +197,14 @@ def training_features(connection: sqlite3.Connection, version: str) -> np.ndarra
     return np.frombuffer(b"".join(blob for (blob,) in blobs), dtype="<f8").reshape(len(blobs), -1)
 
 
+def label_settings(connection: sqlite3.Connection, version: str) -> dict[str, Any] | None:
+    """The label settings (horizon, barrier_k, vol_window, stride) of the run a model version came
+    from, or None when that run is not in this database."""
+    row = connection.execute("SELECT config_json FROM training_runs WHERE run_id = ?",
+                             (version.removesuffix("-candidate"),)).fetchone()
+    return None if row is None else json.loads(row[0])["labels"]
+
+
 def score_with_cached_prices(connection: sqlite3.Connection) -> int:
     """Score what matured using the signals' cached prices only (no download): what a training
     run does at its end, so the record moves on even on days no signals are made."""
@@ -203,15 +212,6 @@ def score_with_cached_prices(connection: sqlite3.Connection) -> int:
 
     scored = 0
     sources = [row[0] for row in connection.execute("SELECT DISTINCT source FROM signals")]
-    settings: dict[str, dict[str, Any] | None] = {}
-
-    def labels(version: str) -> dict[str, Any] | None:
-        if version not in settings:
-            row = connection.execute("SELECT config_json FROM training_runs WHERE run_id = ?",
-                                     (version.removesuffix("-candidate"),)).fetchone()
-            settings[version] = None if row is None else json.loads(row[0])["labels"]
-        return settings[version]
-
     for source in sources:
         key = live_key(source)
         newest = connection.execute("SELECT MAX(date) FROM price_data WHERE source = ?", (key,)).fetchone()[0]
@@ -222,5 +222,6 @@ def score_with_cached_prices(connection: sqlite3.Connection) -> int:
             frame = load_live(connection, key, symbol)
             return None if frame is None else frame["close"]
 
-        scored += score_matured(connection, source, closes, labels, pd.Timestamp(newest) + pd.Timedelta(days=1))
+        scored += score_matured(connection, source, closes, lambda version: label_settings(connection, version),
+                                pd.Timestamp(newest) + pd.Timedelta(days=1))
     return scored
