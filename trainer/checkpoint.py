@@ -22,7 +22,7 @@ CHECKPOINT_VERSION = 3
 CHECKPOINT_NAME = "training_checkpoint.json"
 
 # Phases in pipeline order; `current_phase` is the first one not yet finished.
-PHASES = ("prices", "market", "backtest", "dataset", "training", "ensemble", "benchmarks", "evaluation",
+PHASES = ("prices", "market", "backtest", "dataset", "tuning", "training", "ensemble", "benchmarks", "evaluation",
           "portfolio", "shap", "promotion", "report", "complete")
 _REQUIRED_KEYS = ("version", "run_id", "config_hash", "current_phase", "backtest", "training")
 
@@ -67,6 +67,7 @@ def new_state(run_id: str, config_hash: str, identity: dict[str, Any], symbols_t
             "ensemble_weights": {},
             "benchmarks_trained": False,
         },
+        "tuning": {},  # model -> where its hyperparameter search stands (trainer/phases/tuning.py)
         "evaluation": {"completed": False, "results": {}},
         "portfolio": {"completed": False, "results": {}},
         "shap": {"completed": False},

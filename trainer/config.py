@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,20 @@ class TrainingConfig:
     ensemble_min_train_years: float = 4.0
 
 
+TUNABLE_DEFAULT = ("lightgbm", "xgboost")
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    """Hyperparameter search (trainer/tuning): off while trials is 0."""
+
+    trials: int = 0  # per tuned model; the first trial is always the model's default parameters
+    minutes: float = 0.0  # wall-time budget of the whole search (0: none); the running trial finishes
+    models: tuple[str, ...] = TUNABLE_DEFAULT
+    # The purged walk-forward out-of-fold score on the training period that the search optimises.
+    metric: str = "auc_directional"
+
+
 @dataclass(frozen=True)
 class ShapConfig:
     sample_rows: int = 2000
@@ -138,6 +153,7 @@ class Config:
     labels: LabelConfig = field(default_factory=LabelConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    tuning: TuningConfig = field(default_factory=TuningConfig)
     shap: ShapConfig = field(default_factory=ShapConfig)
     portfolio: PortfolioConfig = field(default_factory=PortfolioConfig)
     gate: GateConfig = field(default_factory=GateConfig)
@@ -150,6 +166,10 @@ class Config:
         """Everything that defines the results of a run, as a flat dict of dotted keys."""
         settings = flatten(self.to_dict())
         settings = {key: value for key, value in settings.items() if not key.startswith("run.")}
+        if self.tuning.trials == 0:
+            # Without a search its settings change nothing, and runs made before tuning existed
+            # keep their identity (and resume) in this release.
+            settings = {key: value for key, value in settings.items() if not key.startswith("tuning.")}
         settings["labels.design"] = LABEL_DESIGN
         settings["universe"] = list(universe_symbols)
         return settings
@@ -196,7 +216,8 @@ def _short(symbols: list[str]) -> str:
 
 # Command-line options that set a config key: errors about such a key name the option.
 OPTION_NAMES = {"data.source": "--source", "data.max_symbols": "--max-symbols", "data.start": "--start",
-                "data.end": "--end", "run.jobs": "--jobs", "run.allow_sleep": "--allow-sleep"}
+                "data.end": "--end", "run.jobs": "--jobs", "run.allow_sleep": "--allow-sleep",
+                "tuning.trials": "--tune-trials", "tuning.minutes": "--tune-minutes"}
 
 
 def _section_from(cls: type, values: dict[str, Any], section: str, source: str) -> Any:
@@ -292,6 +313,7 @@ _SECTION_CLASSES: dict[str, type] = {
     "labels": LabelConfig,
     "features": FeatureConfig,
     "training": TrainingConfig,
+    "tuning": TuningConfig,
     "shap": ShapConfig,
     "portfolio": PortfolioConfig,
     "gate": GateConfig,
@@ -345,10 +367,32 @@ def validate(config: Config, source: str = "config", *, given_on_command_line: s
     if not 0.0 <= config.gate.min_dsr < 1.0:
         problems.append("gate.min_dsr must be in [0, 1) (0 shows the Deflated Sharpe Ratio without judging it)")
     problems.extend(_portfolio_problems(config.portfolio))
+    problems.extend(_tuning_problems(config, name))
     if config.run.jobs < 1 or config.run.max_attempts < 1:
         problems.append("run.jobs and run.max_attempts must be >= 1")
     if problems:
         raise ConfigError(f"{source}: " + "; ".join(problems) + ".")
+
+
+def _tuning_problems(config: Config, name: Callable[[str], str]) -> list[str]:
+    tuning, problems = config.tuning, []
+    if not 0 <= tuning.trials <= 10_000:
+        problems.append(f"{name('tuning.trials')} is {tuning.trials}; use 0 (no tuning) up to 10000 trials per model")
+    if tuning.minutes < 0:
+        problems.append(f"{name('tuning.minutes')} is {tuning.minutes}; use 0 (no time limit) or more minutes")
+    if tuning.minutes > 0 and tuning.trials == 0:
+        problems.append(f"{name('tuning.minutes')} limits a search that is off: also set {name('tuning.trials')} "
+                        "(for example --tune-trials 50)")
+    if tuning.metric not in ENSEMBLE_METRICS:
+        problems.append(f"tuning.metric is {tuning.metric!r}; use one of {', '.join(ENSEMBLE_METRICS)}")
+    if tuning.trials:
+        untrained = [model for model in tuning.models if model not in config.training.models]
+        if untrained or not tuning.models:
+            problems.append(f"tuning.models has {untrained or 'nothing'}; list models that training.models "
+                            f"trains ({', '.join(config.training.models)})")
+        if len(set(tuning.models)) != len(tuning.models):
+            problems.append("tuning.models lists a model more than once; list each model once")
+    return problems
 
 
 def _portfolio_problems(portfolio: PortfolioConfig) -> list[str]:

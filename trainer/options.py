@@ -23,6 +23,8 @@ class RunOptions:
     jobs: int | None
     allow_sleep: bool
     open_report: bool
+    tune_trials: int | None = None
+    tune_minutes: float | None = None
 
     def overrides(self) -> dict[str, object]:
         """Command-line settings that override the config file, as dotted keys."""
@@ -33,6 +35,8 @@ class RunOptions:
             "data.end": self.end,
             "run.jobs": self.jobs,
             "run.allow_sleep": True if self.allow_sleep else None,
+            "tuning.trials": self.tune_trials,
+            "tuning.minutes": self.tune_minutes,
         }
         return {key: value for key, value in pairs.items() if value is not None}
 

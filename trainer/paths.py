@@ -21,6 +21,11 @@ class WorkPaths:
         return self.root / "data" / "trainer.db"
 
     @property
+    def tuning_database(self) -> Path:
+        """Optuna's study storage (trainer/tuning), apart from the trainer database."""
+        return self.root / "data" / "tuning.db"
+
+    @property
     def default_universe(self) -> Path:
         """The shipped universe lives in the project, whatever the work directory."""
         return PROJECT_DIR / "data" / "universe.csv"

@@ -77,6 +77,7 @@ def score_signals(context: RunContext) -> None:
 # backtest or a configuration error should not wait for them.
 LATER_PHASES = (
     ("dataset", "trainer.phases.training", "run_dataset_phase"),
+    ("tuning", "trainer.phases.tuning", "run_tuning_phase"),
     ("training", "trainer.phases.training", "run_base_models_phase"),
     ("ensemble", "trainer.phases.training", "run_ensemble_phase"),
     ("benchmarks", "trainer.phases.training", "run_benchmarks_phase"),

@@ -329,6 +329,7 @@ def clear_training(connection: sqlite3.Connection, state: dict[str, Any], artifa
     training = state["training"]
     training.update(base_models_trained=[], in_progress=None, model_seconds={}, ensemble_trained=False,
                     ensemble_weights={}, benchmarks_trained=False)
+    state["tuning"] = {}  # its studies stay in data/tuning.db: an unchanged dataset finds them finished
     state["evaluation"] = {"completed": False, "results": {}}
     state["portfolio"] = {"completed": False, "results": {}}
     state["shap"] = {"completed": False}

@@ -18,6 +18,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of minutes, got {text!r}") from None
+    if not value > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be more than 0 minutes, got {text}")
+    return value
+
+
 def _workdir(text: str) -> Path:
     """A folder (created when missing), never an existing file."""
     path = Path(text)
@@ -62,6 +72,10 @@ def build_run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--end", help="last date, YYYY-MM-DD (default: newest available)")
     parser.add_argument("--jobs", type=_positive_int, help="parallel worker processes for the backtest")
     parser.add_argument("--allow-sleep", action="store_true", help="let Windows sleep while training runs")
+    parser.add_argument("--tune-trials", type=_positive_int, metavar="N",
+                        help="search N hyperparameter sets per tuned model (config [tuning]; resumable)")
+    parser.add_argument("--tune-minutes", type=_positive_minutes, metavar="M",
+                        help="stop the search after M minutes (the running trial finishes)")
     parser.add_argument("--no-open", action="store_true", help="do not open the report in the browser at the end")
     return parser
 
@@ -73,7 +87,8 @@ def parse_run_options(argv: list[str]) -> RunOptions:
     return RunOptions(workdir=args.workdir, config_path=args.config_path, source=source,
                       prices_dir=args.prices_dir, universe=args.universe, max_symbols=args.max_symbols,
                       start=args.start, end=args.end, jobs=args.jobs, allow_sleep=args.allow_sleep,
-                      open_report=not args.no_open)
+                      open_report=not args.no_open, tune_trials=args.tune_trials,
+                      tune_minutes=args.tune_minutes)
 
 
 def run_training_main(argv: list[str]) -> int:

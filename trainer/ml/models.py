@@ -16,7 +16,7 @@ the newest data, the closest to what is predicted, is never left out.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,9 +152,22 @@ def _weighted_log_loss(y: np.ndarray, proba: np.ndarray, weights: np.ndarray) ->
 
 class _StoppingEstimator:
     """Learns a count (rounds, epochs) or a calibration on (fit, stopping slice), then trains on all
-    rows with it. `final_` is the estimator that predicts."""
+    rows with it. `final_` is the estimator that predicts. get_params/set_params reach the
+    scikit-learn estimator inside (names as its set_params takes them), so tuning treats every
+    model alike."""
 
     final_: Any = None
+
+    def _template(self) -> BaseEstimator:
+        raise NotImplementedError
+
+    def get_params(self) -> dict[str, Any]:
+        return self._template().get_params()
+
+    def set_params(self, **params: Any) -> _StoppingEstimator:
+        self._template().set_params(**params)  # fails here, at once, on a name the estimator lacks
+        self.params.update(params)
+        return self
 
     def fit_stopping(self, X: np.ndarray, y: np.ndarray, w: np.ndarray, X_stop: np.ndarray,
                      y_stop: np.ndarray, w_stop: np.ndarray) -> int:
@@ -174,7 +187,11 @@ class _Booster(_StoppingEstimator):
     def __init__(self, kind: str, estimator: BaseEstimator) -> None:
         self.kind = kind
         self.estimator = estimator
+        self.params: dict[str, Any] = {}
         self.rounds_: int | None = None
+
+    def _template(self) -> BaseEstimator:
+        return self.estimator
 
     def fit_stopping(self, X, y, w, X_stop, y_stop, w_stop) -> int:
         model = clone(self.estimator)
@@ -208,12 +225,15 @@ class _EpochNetwork(_StoppingEstimator):
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
+        self.params: dict[str, Any] = {}
         self.epochs_: int | None = None
 
     def _network(self) -> Pipeline:
         return make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
                              MLPClassifier(hidden_layer_sizes=(64, 32), alpha=1e-3, batch_size=512,
-                                           learning_rate_init=1e-3, random_state=self.seed))
+                                           learning_rate_init=1e-3, random_state=self.seed)).set_params(**self.params)
+
+    _template = _network
 
     @staticmethod
     def _epoch(network: Pipeline, X: np.ndarray, y: np.ndarray, w: np.ndarray, classes: np.ndarray) -> None:
@@ -251,6 +271,7 @@ class _CalibratedSVM(_StoppingEstimator):
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
+        self.params: dict[str, Any] = {}
         self.calibration_: LogisticRegression | None = None
 
     def _svm(self) -> Pipeline:
@@ -258,7 +279,9 @@ class _CalibratedSVM(_StoppingEstimator):
         # instead of 12.1 s with the holdout directional AUC of its decision values 0.6050 vs 0.6051.
         return make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
                              Nystroem(kernel="rbf", n_components=300, random_state=self.seed),
-                             LinearSVC(C=0.01, dual=False, tol=1e-2, random_state=self.seed))
+                             LinearSVC(C=0.01, dual=False, tol=1e-2, random_state=self.seed)).set_params(**self.params)
+
+    _template = _svm
 
     @staticmethod
     def _decision(svm: Pipeline, X: np.ndarray) -> np.ndarray:
@@ -363,9 +386,19 @@ _RECIPES: dict[str, _Recipe] = {
 }
 
 
-def make_model(name: str, seed: int) -> ClassifierModel:
-    """An unfitted base model by its config name (one of config.BASE_MODELS)."""
+def make_model(name: str, seed: int, params: Mapping[str, Any] | None = None) -> ClassifierModel:
+    """An unfitted base model by its config name (one of config.BASE_MODELS), with its default
+    hyperparameters except those in params (names as get_params() gives them, e.g. tuned ones)."""
     if name not in _RECIPES:
         raise ValueError(f"Unknown model {name!r}; choose from {', '.join(_RECIPES)}.")
     recipe = _RECIPES[name]
-    return ClassifierModel(name, recipe.build(seed), explainable=recipe.explainable)
+    estimator = recipe.build(seed)
+    if params:
+        estimator.set_params(**params)
+    return ClassifierModel(name, estimator, explainable=recipe.explainable)
+
+
+def default_parameters(name: str, keys: Iterable[str]) -> dict[str, Any]:
+    """The default values of these hyperparameters of a model (the seed does not matter for them)."""
+    values = _RECIPES[name].build(0).get_params()
+    return {key: values[key] for key in keys}

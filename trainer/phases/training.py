@@ -66,12 +66,13 @@ class TrainingData:
         return np.unique(np.concatenate([self.split.folds[number][1] for number in folds]))
 
     def fit(self, name: str, seed: int, rows: np.ndarray, *, uniqueness: bool,
-            columns: np.ndarray | None = None) -> ClassifierModel:
-        """One model fitted on these rows (sorted by date), weighted by uniqueness when asked."""
+            columns: np.ndarray | None = None, params: dict[str, Any] | None = None) -> ClassifierModel:
+        """One model fitted on these rows (sorted by date), weighted by uniqueness when asked, with
+        its default hyperparameters except `params` (tuned ones)."""
         dataset = self.dataset
         weights = (average_uniqueness(dataset.symbols[rows], dataset.entry_dates[rows], dataset.exit_dates[rows])
                    if uniqueness else None)
-        return make_model(name, seed).fit(self.features(rows, columns), dataset.y[rows],
+        return make_model(name, seed, params).fit(self.features(rows, columns), dataset.y[rows],
                                           entry_dates=dataset.entry_dates[rows],
                                           exit_dates=dataset.exit_dates[rows], uniqueness=weights)
 
@@ -140,10 +141,11 @@ def fold_importance(model: ClassifierModel, feature_names: list[str]) -> dict[st
     return {name: float(value) for name, value in zip(feature_names, estimator.feature_importances_, strict=True)}
 
 
-def train_base_model(context: RunContext, name: str, data: TrainingData, *,
-                     columns: np.ndarray | None = None, label: str | None = None) -> dict[str, Any]:
+def train_base_model(context: RunContext, name: str, data: TrainingData, *, columns: np.ndarray | None = None,
+                     label: str | None = None, params: dict[str, Any] | None = None) -> dict[str, Any]:
     """OOF over the folds, refit on the training period, holdout probabilities (all prior-corrected).
-    columns: a subset of the dataset's columns (the volatility-only benchmark); label: console name."""
+    columns: a subset of the dataset's columns (the volatility-only benchmark); label: console name;
+    params: tuned hyperparameters (None: the defaults)."""
     seed, uniqueness = context.config.seed, context.config.training.uniqueness_weights
     names = data.split.kept_features if columns is None else [data.dataset.feature_names[c] for c in columns]
     oof = np.full((len(data.dataset), 3), np.nan)
@@ -152,16 +154,16 @@ def train_base_model(context: RunContext, name: str, data: TrainingData, *,
     folds = data.split.folds
     for number, (train_rows, val_rows) in enumerate(folds, start=1):
         fold_started = time.monotonic()
-        model = data.fit(name, seed, train_rows, uniqueness=uniqueness, columns=columns)
+        model = data.fit(name, seed, train_rows, uniqueness=uniqueness, columns=columns, params=params)
         oof[val_rows] = model.predict_proba(data.features(val_rows, columns))
         crash_point("training.fold_fitted")
         importances.append(fold_importance(model, names))
         stopped.append(model.stopped_at_)
         console.info(f"  {label or name}: fold {number}/{len(folds)} in {time.monotonic() - fold_started:.1f} s")
-    refit = data.fit(name, seed, data.split.train_idx, uniqueness=uniqueness, columns=columns)
+    refit = data.fit(name, seed, data.split.train_idx, uniqueness=uniqueness, columns=columns, params=params)
     holdout = refit.predict_proba(data.features(data.split.holdout_idx, columns))
     stopped.append(refit.stopped_at_)
-    return {"model": refit, "oof": oof, "holdout": holdout, "feature_names": names,
+    return {"model": refit, "oof": oof, "holdout": holdout, "feature_names": names, "params": params or {},
             "fold_importance": importances if all(i is not None for i in importances) else None,
             "stopped_at": stopped, "fit_seconds": round(time.monotonic() - started, 2)}
 
@@ -193,9 +195,16 @@ def store_model_results(context: RunContext, name: str, data: TrainingData, hold
     return metrics
 
 
+def tuned_params(context: RunContext) -> dict[str, dict[str, Any]]:
+    """model -> the hyperparameters the tuning phase chose (empty without tuning)."""
+    stored = store.get_fact(context.connection, context.run_id, "tuned_params")
+    return json.loads(stored) if stored else {}
+
+
 def run_base_models_phase(context: RunContext) -> None:
     data = prepare_data(context)
     training = context.state["training"]
+    tuned = tuned_params(context)
     for name in context.config.training.models:
         if name in training["base_models_trained"] and artifact_path(context, name).exists():
             continue
@@ -203,9 +212,10 @@ def run_base_models_phase(context: RunContext) -> None:
         context.checkpoint.save()
         position = context.config.training.models.index(name) + 1
         console.info(f"Training {name} ({position}/{len(context.config.training.models)}) on "
-                     f"{len(data.split.train_idx):,} samples, {len(data.split.folds)} folds + refit ...")
-        log.info("training: %s start", name)
-        result = train_base_model(context, name, data)
+                     f"{len(data.split.train_idx):,} samples, {len(data.split.folds)} folds + refit"
+                     f"{' with tuned parameters' if name in tuned else ''} ...")
+        log.info("training: %s start (parameters %s)", name, tuned.get(name, "default"))
+        result = train_base_model(context, name, data, params=tuned.get(name))
         save_artifact(artifact_path(context, name), result)
         metrics = store_model_results(context, name, data, result["holdout"], result["oof"],
                                       result["fit_seconds"])

@@ -1,0 +1,1 @@
+"""Hyperparameter search: what is searched (spaces), and a resumable, deterministic study (search)."""
