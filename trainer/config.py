@@ -381,8 +381,8 @@ def _tuning_problems(config: Config, name: Callable[[str], str]) -> list[str]:
     if tuning.minutes < 0:
         problems.append(f"{name('tuning.minutes')} is {tuning.minutes}; use 0 (no time limit) or more minutes")
     if tuning.minutes > 0 and tuning.trials == 0:
-        problems.append(f"{name('tuning.minutes')} limits a search that is off: also set {name('tuning.trials')} "
-                        "(for example --tune-trials 50)")
+        problems.append(f"{name('tuning.minutes')} limits a search that is off: also give the number of trials "
+                        "(--tune-trials 50, or trials = 50 under [tuning] in the config file)")
     if tuning.metric not in ENSEMBLE_METRICS:
         problems.append(f"tuning.metric is {tuning.metric!r}; use one of {', '.join(ENSEMBLE_METRICS)}")
     if tuning.trials:

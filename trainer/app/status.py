@@ -53,6 +53,10 @@ def summarise(state: dict[str, Any], running: bool) -> dict[str, Any]:
             rough = True  # the models' share is estimated from their usual cost
     elif state["current_phase"] != "complete":
         eta, rough = _training_left(state, running, since_update)
+    tuning = _tuning(state, running, since_update)
+    if eta is not None and state["current_phase"] in ("prices", "market", "backtest", "dataset", "tuning"):
+        eta += sum(entry["eta_seconds"] or 0.0 for entry in tuning.values())
+        rough = rough or any(entry["eta_seconds"] is None for entry in tuning.values())
     return {
         "running": running,
         "phase": state["current_phase"],
@@ -69,7 +73,39 @@ def summarise(state: dict[str, Any], running: bool) -> dict[str, Any]:
         "eta_seconds": (None if eta is None else round(eta, 1)) if state["current_phase"] != "complete" else 0.0,
         "eta_rough": rough,
         "seconds_since_update": round(since_update, 1),
+        "tuning": tuning,
     }
+
+
+def _tuning(state: dict[str, Any], running: bool, since_update: float) -> dict[str, dict[str, Any]]:
+    """Per tuned model: trials done of planned, the best out-of-fold score so far and the time left
+    at the measured seconds per trial (None before a trial of that model has finished)."""
+    config = state.get("config", {})
+    planned = config.get("tuning.trials") or 0
+    if not planned:
+        return {}
+    progress = state.get("tuning", {})
+    working = [model for model in config.get("tuning.models", []) if
+               progress.get(model, {}).get("trials_done", 0) < planned]
+    current = working[0] if running and state["current_phase"] == "tuning" and working else None
+    result = {}
+    for model in config.get("tuning.models", []):
+        entry = progress.get(model, {})
+        done, pace = entry.get("trials_done", 0), entry.get("seconds_per_trial")
+        eta = None if pace is None else max(0.0, (planned - done) * pace - (since_update if model == current else 0.0))
+        result[model] = {"trials_done": done, "trials_planned": planned, "best_value": entry.get("best_value"),
+                         "stopped_by_time": done < planned and state["current_phase"] not in (
+                             "prices", "market", "backtest", "dataset", "tuning"),
+                         "metric": config.get("tuning.metric"), "eta_seconds": None if eta is None else round(eta, 1)}
+    return result
+
+
+def _tuning_line(entry: dict[str, Any]) -> str:
+    best = "-" if entry["best_value"] is None else f"{entry['best_value']:.4f}"
+    left = ("done" if entry["trials_done"] >= entry["trials_planned"] else
+            "stopped by the time limit" if entry["stopped_by_time"] else f"ETA {_duration(entry['eta_seconds'])}")
+    return (f"{entry['trials_done']}/{entry['trials_planned']} trials, best out-of-fold {entry['metric']} {best}, "
+            f"{left}")
 
 
 # Seconds per 10,000 training rows for each model (4 folds + refit, 2 cores), measured on the demo
@@ -133,6 +169,7 @@ def render(state: dict[str, Any], summary: dict[str, Any]) -> None:
                     f"{summary['symbols_skipped']} skipped, {summary['symbols_remaining']} remaining "
                     f"of {summary['symbols_total']}{in_progress}"),
         ("Samples", f"{summary['samples']:,}"),
+        *[(f"Tuning {model}", _tuning_line(entry)) for model, entry in summary.get("tuning", {}).items()],
         ("Base models", model_line),
         ("Ensemble", _ensemble_line(training)),
         ("Benchmarks", "trained" if training.get("benchmarks_trained") else "not yet"),
