@@ -26,7 +26,7 @@ import joblib  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from trainer.config import flatten, load_config  # noqa: E402
-from trainer.phases.portfolio import ENSEMBLE, build_tables, spy_level  # noqa: E402
+from trainer.phases.portfolio import ENSEMBLE, build_tables, searched_trials, spy_level  # noqa: E402
 from trainer.phases.training import BENCHMARK_RULE, BENCHMARK_VOL_ONLY, load_training_data  # noqa: E402
 from trainer.promotion.gate import PORTFOLIO_CRITERION, decide, load_evidence  # noqa: E402
 
@@ -63,7 +63,8 @@ def main() -> int:
                                   (source, symbol)).fetchall()
         dates, values = zip(*rows, strict=True)
         closes[symbol] = pd.Series(values, index=pd.DatetimeIndex(dates), dtype="float64")
-    tables = build_tables(run_id, config, data, artifacts, closes, spy_level(connection, run_id))
+    tables = build_tables(run_id, config, data, artifacts, closes, spy_level(connection, run_id),
+                          searched_trials(connection, run_id))
     print(f"run {run_id}: {dataclasses.asdict(config.portfolio)}")
     print(f"{'strategy':<26}{'ann.ret':>9}{'Sharpe':>8}{'maxDD':>8}{'turn':>7}{'excess':>9}{'low':>8}{'high':>8}"
           f"{'DSR':>6}")

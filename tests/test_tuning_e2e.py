@@ -96,8 +96,5 @@ def test_killed_three_times_mid_trial_ends_like_an_uninterrupted_tuning_run(tmp_
     assert "Tuning lightgbm" in flat(status) and f"{TRIALS}/{TRIALS} trials, best out-of-fold" in flat(status)
     shown = json.loads(run_program("check_checkpoint.py", "--workdir", tmp_path, "--json").stdout)
     assert shown["summary"]["tuning"]["lightgbm"]["trials_done"] == int(TRIALS)
-    assert shown["summary"]["tuning"]["lightgbm"]["best_value"] == pytest.approx(best["models"]["lightgbm"]["best_value"])
-    manifest = json.loads((tmp_path / "models" / "production" / "manifest.json").read_text(encoding="utf-8")) \
-        if (tmp_path / "models" / "production" / "manifest.json").exists() else None
-    if manifest is not None:
-        assert manifest["tuned_params"] == facts(tmp_path)
+    assert shown["summary"]["tuning"]["lightgbm"]["best_value"] == pytest.approx(
+        best["models"]["lightgbm"]["best_value"])

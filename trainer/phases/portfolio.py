@@ -93,7 +93,8 @@ def run_portfolio_phase(context: RunContext) -> None:
     artifacts = {name: load_artifact(context, name) for name in names}
     closes = _closes(context, np.unique(data.dataset.symbols))
     tables = build_tables(context.run_id, context.config, data, artifacts, closes,
-                          spy_level(context.connection, context.run_id))
+                          spy_level(context.connection, context.run_id),
+                          searched_trials(context.connection, context.run_id))
     with store.transaction(context.connection) as connection:
         for table in ("portfolio_daily", "portfolio_summary"):
             connection.execute(f"DELETE FROM {table} WHERE run_id = ?", (context.run_id,))
@@ -107,10 +108,19 @@ def run_portfolio_phase(context: RunContext) -> None:
     context.advance("portfolio")
 
 
+def searched_trials(connection: sqlite3.Connection, run_id: str) -> int:
+    """Parameter sets the hyperparameter search tried beyond the one per model that is scored here."""
+    stored = store.get_fact(connection, run_id, "tuning")
+    if not stored:
+        return 0
+    return sum(max(0, model["counted"] - 1) for model in json.loads(stored)["models"].values())
+
+
 def build_tables(run_id: str, config: Config, data: TrainingData, artifacts: Mapping[str, dict],
-                 closes: dict[str, pd.Series], spy: pd.Series | None) -> PortfolioTables:
+                 closes: dict[str, pd.Series], spy: pd.Series | None, searched: int = 0) -> PortfolioTables:
     """Every account of both periods and its figures: a pure function of the stored samples,
-    artifacts and prices (bench/replay_portfolio.py calls it with other settings)."""
+    artifacts and prices (bench/replay_portfolio.py calls it with other settings). searched: the
+    hyperparameter search's other trials, which the Deflated Sharpe Ratio counts as candidates."""
     labels = config.labels
     panel = Panel.from_closes(closes)
     barrier_exits = exit_rows(panel, closes, horizon=labels.horizon, barrier_k=labels.barrier_k,
@@ -139,7 +149,7 @@ def build_tables(run_id: str, config: Config, data: TrainingData, artifacts: Map
         trials = [daily_sharpe(daily[name]["net_return"].to_numpy()) for name in period.scores]
         for name, frame in daily.items():
             figures = summarise(frame, accounts[name].trades if name in accounts else None)
-            figures.update(sharpe_statistics(frame, trials))
+            figures.update(sharpe_statistics(frame, trials, searched))
             if name != EQUAL_WEIGHT:
                 figures.update(_excess(frame, daily[EQUAL_WEIGHT], "excess_return", config))
             if name == ENSEMBLE:
@@ -156,7 +166,8 @@ def build_tables(run_id: str, config: Config, data: TrainingData, artifacts: Map
                                "max_drawdown_trough": None if trough is None else str(trough.date())}
             if period.name == "holdout" and name in (ENSEMBLE, EQUAL_WEIGHT):
                 results[name] = {key: figures[key] for key in ("sharpe", "max_drawdown", "annual_return")}
-        facts["trials"] = len(trials)
+        facts["trials"] = len(trials) + searched
+        facts["searched_trials"] = searched
     facts["settings"] = {**dataclasses.asdict(config.portfolio), "tranches": rules.tranches, "stride": labels.stride}
     return PortfolioTables(daily_rows, summary_rows, facts, results)
 

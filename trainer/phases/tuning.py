@@ -24,6 +24,7 @@ from trainer.run_context import RunContext
 from trainer.tuning.search import (
     SearchResult,
     SearchSettings,
+    counted_trials,
     load_study,
     open_storage,
     search,
@@ -52,7 +53,8 @@ def run_tuning_phase(context: RunContext) -> None:
     def out_of_time() -> bool:
         if tuning.minutes <= 0:
             return False
-        return sum(trial_seconds(study.get_trials(deepcopy=False)) for study in studies.values()) >= tuning.minutes * 60
+        spent = sum(trial_seconds(counted_trials(study)) for study in studies.values())
+        return spent >= tuning.minutes * 60
 
     state = context.state.setdefault("tuning", {})
     results: dict[str, SearchResult] = {}
@@ -104,7 +106,7 @@ def _record(context: RunContext, result: SearchResult, trial_seconds_now: float 
     entry.update(trials_done=result.counted, trials_planned=result.planned, best_value=result.best_value,
                  default_value=result.default_value, pruned=result.pruned, seconds=result.seconds)
     if result.counted:
-        entry["seconds_per_trial"] = round(result.seconds / max(1, result.counted + result.orphaned), 2)
+        entry["seconds_per_trial"] = round(result.seconds / result.counted, 2)
     if trial_seconds_now is not None:
         entry["last_trial_seconds"] = round(trial_seconds_now, 2)
     context.checkpoint.save()

@@ -45,13 +45,15 @@ def expected_max_sharpe(trial_variance: float, trials: int) -> float:
 
 
 def deflated_sharpe_ratio(sharpe: float, trial_sharpes: Sequence[float], observations: int, skewness: float,
-                          raw_kurtosis: float) -> float:
+                          raw_kurtosis: float, unscored_trials: int = 0) -> float:
     """DSR: the PSR against expected_max_sharpe over the trials (the variance of their per-observation
-    Sharpe ratios, ddof 1, and their number)."""
+    Sharpe ratios, ddof 1, and their number). unscored_trials: candidates that were tried but have
+    no account of their own (the hyperparameter search's trials): they raise the number of trials,
+    and their Sharpe ratios are taken to vary as the scored ones do."""
     trials = np.asarray([value for value in trial_sharpes if math.isfinite(value)], dtype=np.float64)
     variance = float(trials.var(ddof=1)) if trials.size > 1 else 0.0
-    return probabilistic_sharpe_ratio(sharpe, expected_max_sharpe(variance, int(trials.size)), observations,
-                                      skewness, raw_kurtosis)
+    return probabilistic_sharpe_ratio(sharpe, expected_max_sharpe(variance, int(trials.size) + unscored_trials),
+                                      observations, skewness, raw_kurtosis)
 
 
 def daily_sharpe(returns: np.ndarray) -> float:
@@ -104,14 +106,15 @@ def summarise(daily: pd.DataFrame, trades: pd.DataFrame | None) -> dict[str, flo
     }
 
 
-def sharpe_statistics(daily: pd.DataFrame, trial_sharpes: Sequence[float]) -> dict[str, float]:
+def sharpe_statistics(daily: pd.DataFrame, trial_sharpes: Sequence[float],
+                      unscored_trials: int = 0) -> dict[str, float]:
     """psr (against a Sharpe ratio of 0) and dsr (against the best of the trials by luck)."""
     net = daily["net_return"].to_numpy(dtype=np.float64)
     if net.size < 3 or not net.std() > 0:
         return {"psr": float("nan"), "dsr": float("nan")}
     sharpe, skewness, raw = daily_sharpe(net), float(skew(net)), float(kurtosis(net, fisher=False))
     return {"psr": probabilistic_sharpe_ratio(sharpe, 0.0, net.size, skewness, raw),
-            "dsr": deflated_sharpe_ratio(sharpe, trial_sharpes, net.size, skewness, raw)}
+            "dsr": deflated_sharpe_ratio(sharpe, trial_sharpes, net.size, skewness, raw, unscored_trials)}
 
 
 def excess_return(strategy: pd.DataFrame, benchmark: pd.DataFrame, *, block_days: int, reps: int,

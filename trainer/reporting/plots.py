@@ -158,6 +158,41 @@ def stability_chart(stability: Mapping[str, float], path: Path) -> Path:
     return _save(figure, path)
 
 
+def tuning_history(histories: Mapping[str, list[dict]], metric: str, maximise: bool, path: Path) -> Path:
+    """Per tuned model: each trial's out-of-fold score (pruned trials at their last reported fold,
+    hollow) and the best so far, so a search that only wandered shows a flat line."""
+    figure = Figure(figsize=(8, 3.2 * len(histories) + 0.5), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(len(histories), 1, squeeze=False)[:, 0])
+    for ax, (model, history) in zip(axes, histories.items(), strict=True):
+        shown = [trial for trial in history if trial["value"] is not None]
+        complete = [(t["number"] + 1, t["value"]) for t in shown if t["state"] == "complete"]
+        pruned = [(t["number"] + 1, t["value"]) for t in shown if t["state"] == "pruned"]
+        if complete:
+            x, y = zip(*complete, strict=True)
+            ax.scatter(x, y, color="#3b6ea5", s=18, label="trial")
+            best = np.maximum.accumulate(y) if maximise else np.minimum.accumulate(y)
+            ax.step(x, best, where="post", color="#b31d28", label="best so far")
+            ax.axhline(y[0], color="grey", lw=0.8, ls="--", label="default parameters (trial 1)")
+        if pruned:
+            x, y = zip(*pruned, strict=True)
+            ax.scatter(x, y, facecolors="none", edgecolors="#999999", s=18, label="pruned (last fold reported)")
+        ax.set(title=f"{model}: optimisation history", xlabel="trial", ylabel=f"out-of-fold {metric}")
+        ax.legend(fontsize=8, loc="best")
+    return _save(figure, path)
+
+
+def parameter_importances(importances: Mapping[str, Mapping[str, float]], path: Path) -> Path:
+    """fANOVA importance of each hyperparameter for the out-of-fold score, one panel per model."""
+    figure = Figure(figsize=(8, sum(0.35 * len(values) + 1.0 for values in importances.values()) + 0.5),
+                    layout="constrained")
+    axes = figure.subplots(len(importances), 1, squeeze=False)[:, 0]
+    for ax, (model, values) in zip(axes, importances.items(), strict=True):
+        names = list(values)[::-1]
+        ax.barh([name.rpartition("__")[2] for name in names], [values[name] for name in names], color="#5a9e6f")
+        ax.set(title=f"{model}: parameter importance (fANOVA)", xlabel="share of the score's variance", xlim=(0, 1))
+    return _save(figure, path)
+
+
 def _save(figure: Figure, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

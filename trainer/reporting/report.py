@@ -349,6 +349,59 @@ def _models(data: _RunData, out_dir: Path) -> str:
     return _section("models", "Model metrics", *parts)
 
 
+def _tuning(data: _RunData, out_dir: Path) -> str:
+    """The hyperparameter search, when there was one: what it tried, what it chose, and the gap
+    between the out-of-fold score it maximised and the holdout, for tuned against default
+    parameters. A tuned gap much wider than the default one is the search's selection bias."""
+    tuning = data.fact("tuning")
+    if not tuning:
+        return ""
+    metric, models = tuning["settings"]["metric"], tuning["models"]
+    holdout = data.performance[(data.performance["scope"] == "holdout") & (data.performance["segment"] == "all")]
+    tuned_holdout = {row["model"]: row[metric] for row in holdout.to_dict("records")}
+    rows, params = [], []
+    for model, result in models.items():
+        gap = {kind: (None if oof is None or hold is None else oof - hold) for kind, oof, hold in (
+            ("default", result["default_value"], result.get("default_holdout")),
+            ("tuned", result["best_value"], tuned_holdout.get(model)))}
+        figures = [result["default_value"], result["best_value"], result.get("default_holdout"),
+                   tuned_holdout.get(model), gap["default"], gap["tuned"]]
+        rows.append([_td(model, "text"), _td(f"{result['counted']} ({result['pruned']} pruned, {result['failed']} "
+                                             f"failed)"), _td(f"{result['seconds']:.0f}")]
+                    + [_td(format_value("ratio", value), table="tuning", model=model, metric=name)
+                       for name, value in zip(("oof_default", "oof_tuned", "holdout_default", "holdout_tuned",
+                                               "gap_default", "gap_tuned"), figures, strict=True)])
+        params += [[_td(model, "text"), _td(name.rpartition("__")[2], "text"),
+                    _td(_param(result["default_params"].get(name))), _td(_param(value))]
+                   for name, value in result["best_params"].items()]
+    histories = {model: result["history"] for model, result in models.items() if result["history"]}
+    parts = [_p(f"{tuning['settings']['trials']} trials per model, scored on the out-of-fold {metric} of the "
+                "training period's purged walk-forward folds (the folds that choose the ensemble); the holdout "
+                "was never read by the search. Trial 1 is always the default set. The gap is out-of-fold minus "
+                "holdout: a tuned gap wider than the default gap is the optimism of picking the best of many "
+                "trials, and the holdout column is what to believe."
+                + (" The time limit stopped the search before every trial ran." if tuning.get("stopped_by_time")
+                   else "")),
+             _table(["Model", "Trials", "Seconds", f"OOF {metric}, default", "OOF, tuned", "Holdout, default",
+                     "Holdout, tuned", "Gap, default", "Gap, tuned"], rows)]
+    if params:
+        parts.append(_details("Chosen parameters against the defaults",
+                              _table(["Model", "Parameter", "Default", "Tuned"], params, None, 2)))
+    if histories:
+        maximise = metric != "log_loss"
+        parts.append(_img(plots.tuning_history(histories, metric, maximise, out_dir / "tuning_history.png"),
+                          "optimisation history"))
+    importances = {model: result["importances"] for model, result in models.items() if result.get("importances")}
+    if importances:
+        parts.append(_img(plots.parameter_importances(importances, out_dir / "tuning_importance.png"),
+                          "parameter importances"))
+    return _section("tuning", "Hyperparameter search", *parts)
+
+
+def _param(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def _plot_models(data: _RunData) -> list[str]:
     return [m for m in data.model_order if m not in (BASELINE, VOL_ONLY, RULE)][: ROC_MODELS + 1]
 
@@ -445,8 +498,10 @@ def _portfolio(data: _RunData, out_dir: Path) -> str:
         _p(f"Holdout {ensemble.get('start')} to {ensemble.get('end')}; the strategy's deepest drawdown ran from "
            f"{ensemble.get('max_drawdown_peak') or 'the start'} to {ensemble.get('max_drawdown_trough') or 'n/a'}. "
            f"The Deflated Sharpe Ratio counts {facts.get('trials', 'n/a')} candidates tried in this run (each "
-           "base model, the ensemble and the two benchmarks): the probability that the Sharpe ratio is real "
-           "after picking the best of them."),
+           "base model, the ensemble and the two benchmarks"
+           + (f", and {facts['searched_trials']} other parameter sets of the hyperparameter search"
+              if facts.get("searched_trials") else "")
+           + "): the probability that the Sharpe ratio is real after picking the best of them."),
         _portfolio_table(values, shown, ""),
         _img(nav_path, "account value and drawdown"), _img(heatmap, "monthly returns"),
         _img(rolling, "rolling six-month Sharpe ratio"),
@@ -587,5 +642,5 @@ def _gate(data: _RunData, out_dir: Path) -> str:
 
 
 SECTIONS: list[Callable[[_RunData, Path], str]] = [
-    _summary, _symbols, _labels, _models, _roc, _calibration, _portfolio, _regimes, _sectors, _shap, _gate]
+    _summary, _symbols, _labels, _models, _tuning, _roc, _calibration, _portfolio, _regimes, _sectors, _shap, _gate]
 

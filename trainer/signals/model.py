@@ -67,6 +67,8 @@ def build_manifest(connection: sqlite3.Connection, run_id: str, config: dict[str
         "feature_names": split.get("kept_features", []),
         "base_models": list(config["training"]["models"]),
         "ensemble_weights": ensemble_weights,
+        # model -> the hyperparameters its search chose ({} without tuning: every model's defaults)
+        "tuned_params": _fact(connection, run_id, "tuned_params") or {},
         "labels": {key: config["labels"][key] for key in ("horizon", "barrier_k", "vol_window", "stride")},
         "shock_sigma": config["features"]["shock_sigma"],
         "config": config,

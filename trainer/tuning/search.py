@@ -154,7 +154,7 @@ def summarise(study: optuna.Study, settings: SearchSettings) -> SearchResult:
     result.orphaned = sum(1 for trial in every if trial.system_attrs.get(ORPHANED))
     result.pruned = sum(1 for trial in counted if trial.state == TrialState.PRUNED)
     result.failed = sum(1 for trial in counted if trial.state == TrialState.FAIL)
-    result.seconds = round(trial_seconds(every), 2)
+    result.seconds = round(trial_seconds(counted), 2)
     complete = [trial for trial in counted if trial.state == TrialState.COMPLETE]
     if complete:
         best = (max if MAXIMISE[settings.metric] else min)(complete, key=lambda trial: trial.value)
@@ -171,7 +171,8 @@ def summarise(study: optuna.Study, settings: SearchSettings) -> SearchResult:
 
 
 def trial_seconds(trials: list[optuna.trial.FrozenTrial]) -> float:
-    """Wall time of the finished trials (a resumed budget continues from it)."""
+    """Wall time of these trials (pass the counted ones: an orphan's "end" is when the next run
+    failed it, so its span would include the time the computer was off)."""
     return sum((trial.datetime_complete - trial.datetime_start).total_seconds() for trial in trials
                if trial.datetime_complete is not None and trial.datetime_start is not None)
 
