@@ -38,3 +38,28 @@ def test_before_any_model_is_timed_the_eta_is_marked_rough():
     assert summary["eta_rough"] and summary["eta_seconds"] > 60
     stopped = summarise(_training_state(600, {}), running=False)
     assert stopped["elapsed_seconds"] == 100.0, "a stopped run's clock does not run on"
+
+
+def test_tuning_shows_trials_best_and_time_left_per_model():
+    """lightgbm has done 4 of 10 trials at 12 s each and its 5th has run 5 s: 67 s left; xgboost has
+    not finished a trial, so its time is unknown and the whole ETA is rough."""
+    identity = {"training.models": MODELS, "tuning.trials": 10, "tuning.models": ["lightgbm", "xgboost"],
+                "tuning.metric": "auc_directional"}
+    state = new_state("run", "hash", identity, 10, len(MODELS), False)
+    state.update(current_phase="tuning", last_update=(datetime.now(UTC) - timedelta(seconds=5)).isoformat())
+    state["backtest"].update(completed_symbols=[f"S{i}" for i in range(10)], total_samples=50_000)
+    state["tuning"] = {"lightgbm": {"trials_done": 4, "trials_planned": 10, "best_value": 0.53,
+                                    "seconds_per_trial": 12.0}}
+    summary = summarise(state, running=True)
+    assert summary["tuning"]["lightgbm"]["eta_seconds"] == pytest.approx(67, abs=1.5)
+    assert summary["tuning"]["lightgbm"]["best_value"] == 0.53
+    assert summary["tuning"]["xgboost"] == {"trials_done": 0, "trials_planned": 10, "best_value": None,
+                                            "stopped_by_time": False, "metric": "auc_directional",
+                                            "eta_seconds": None}
+    assert summary["eta_rough"] and summary["eta_seconds"] > 67
+    state["current_phase"] = "training"
+    assert summarise(state, running=True)["tuning"]["xgboost"]["stopped_by_time"]
+
+
+def test_without_tuning_nothing_about_it_is_shown():
+    assert summarise(_training_state(0, {}), running=True)["tuning"] == {}

@@ -80,9 +80,10 @@ def _plan(paths: WorkPaths, manager: CheckpointManager, state: dict[str, Any] | 
         if state is None:
             return []
         lines.append(f"models, evaluation, SHAP and gate results of run {state['run_id']} "
-                     f"(and {paths.artifacts(state['run_id'])}); the backtest is kept")
+                     f"(and {paths.artifacts(state['run_id'])}); the backtest is kept, and so are the "
+                     f"hyperparameter search's trials in {paths.tuning_database.name} (not redone on the same data)")
     else:
-        files = [p for p in (manager.path, manager.backup_path) if p.exists()]
+        files = [p for p in (manager.path, manager.backup_path, paths.tuning_database) if p.exists()]
         lines += [str(p) for p in files]
         lines += [str(p) for p in sorted(paths.checkpoints.glob("*")) if p.is_dir()]
         if connection is not None:
@@ -106,6 +107,7 @@ def _apply(paths: WorkPaths, manager: CheckpointManager, state: dict[str, Any] |
         manager.start(state)
     else:
         manager.delete()
+        paths.tuning_database.unlink(missing_ok=True)
         for folder in paths.checkpoints.glob("*"):
             if folder.is_dir():
                 shutil.rmtree(folder)
