@@ -121,3 +121,43 @@ def test_wrong_tuning_settings_are_refused_by_name(overrides, words):
     with pytest.raises(ConfigError) as error:
         load_config(None, overrides)
     assert words in str(error.value)
+
+
+class _InterruptedOnce(TrainingData):
+    """The user presses Ctrl+C during the n-th fit."""
+
+    def __init__(self, data: TrainingData, at: int) -> None:
+        super().__init__(data.dataset, data.split)
+        self.calls, self.at = 0, at
+
+    def fit(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == self.at:
+            raise KeyboardInterrupt
+        return super().fit(*args, **kwargs)
+
+
+def test_a_trial_stopped_by_ctrl_c_is_run_again(tmp_path, data):
+    """Optuna records a trial that raised KeyboardInterrupt as FAIL; it must not count as a failed
+    parameter set, or the resumed search would draw different trials."""
+    settings = _settings("logistic_regression")
+    (tmp_path / "whole").mkdir()
+    (tmp_path / "cut").mkdir()
+    whole = _search(tmp_path / "whole", data, settings, "run/logistic_regression")
+    with pytest.raises(KeyboardInterrupt):
+        _search(tmp_path / "cut", _InterruptedOnce(data, at=5), settings, "run/logistic_regression")
+    resumed = _search(tmp_path / "cut", data, settings, "run/logistic_regression")
+    assert resumed.orphaned == 1 and _trials(resumed) == _trials(whole)
+
+
+def test_the_time_limit_is_asked_before_each_trial(tmp_path, data):
+    asked = []
+
+    def out_of_time() -> bool:
+        asked.append(1)
+        return len(asked) > 2
+
+    study = load_study(open_storage(tmp_path / "tuning.db"), "run/lr", "auc_directional")
+    result = search(study, _settings("logistic_regression"), data, out_of_time=out_of_time,
+                    after_trial=lambda result: None)
+    assert result.counted == 2 and not result.finished and result.seconds > 0

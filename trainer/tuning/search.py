@@ -12,8 +12,10 @@ Why these choices:
 - A kill leaves its trial RUNNING in the storage. Optuna's heartbeats would fail such a trial only
   after a grace period; here the run lock (trainer/app/run_lock.py) already proves that no other
   process works in this folder, so every RUNNING trial found at the start is an orphan: it is
-  failed at once (marked "orphaned") and not counted. Trials failed by an error are counted, so a
-  set of parameters that cannot be fitted is not retried forever.
+  failed at once (marked "orphaned") and not counted. A trial stopped by Ctrl+C or any other
+  interruption (Optuna records those as failed) is marked "interrupted" and not counted either.
+  Trials failed by a ValueError (parameters that cannot be fitted on this data) are counted, so
+  such a set is not retried forever.
 - Pruning: after each voting fold the score of the folds so far is reported, and Optuna's median
   pruner stops a trial below the median of the finished trials at that fold.
 """
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ORPHANED = "orphaned"  # system attribute of a trial a killed process left RUNNING
+INTERRUPTED = "interrupted"  # user attribute of a trial stopped by Ctrl+C, a signal or a full disk
 DEFAULT = "default"  # user attribute of the trial with the model's default parameters
 MAXIMISE = {"auc_directional": True, "log_loss": False}
 SPACE_VERSION = 1  # part of the study name: a changed space never continues an old study
@@ -71,7 +74,7 @@ class SearchResult:
     counted: int = 0
     pruned: int = 0
     failed: int = 0
-    orphaned: int = 0
+    orphaned: int = 0  # cut short by a kill or an interruption, and run again
     seconds: float = 0.0
     best_value: float | None = None
     best_params: dict[str, Any] = field(default_factory=dict)
@@ -139,11 +142,16 @@ def fail_orphans(study: optuna.Study) -> int:
     return len(orphans)
 
 
+def cut_short(trial: optuna.trial.FrozenTrial) -> bool:
+    """Ended by a kill or an interruption rather than by its parameters: it is run again."""
+    return bool(trial.system_attrs.get(ORPHANED) or trial.user_attrs.get(INTERRUPTED))
+
+
 def counted_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """Finished trials that count toward the planned number, in order (not the orphans)."""
+    """Finished trials that count toward the planned number, in order (not those cut short)."""
     return [trial for trial in study.get_trials(deepcopy=False)
             if trial.state in (TrialState.COMPLETE, TrialState.PRUNED)
-            or (trial.state == TrialState.FAIL and not trial.system_attrs.get(ORPHANED))]
+            or (trial.state == TrialState.FAIL and not cut_short(trial))]
 
 
 def summarise(study: optuna.Study, settings: SearchSettings) -> SearchResult:
@@ -151,7 +159,7 @@ def summarise(study: optuna.Study, settings: SearchSettings) -> SearchResult:
     counted = counted_trials(study)
     result = SearchResult(settings.model, study.study_name, settings.trials, counted=len(counted))
     every = study.get_trials(deepcopy=False)
-    result.orphaned = sum(1 for trial in every if trial.system_attrs.get(ORPHANED))
+    result.orphaned = sum(1 for trial in every if cut_short(trial))
     result.pruned = sum(1 for trial in counted if trial.state == TrialState.PRUNED)
     result.failed = sum(1 for trial in counted if trial.state == TrialState.FAIL)
     result.seconds = round(trial_seconds(counted), 2)
@@ -214,6 +222,15 @@ def make_objective(settings: SearchSettings, data: TrainingData) -> Callable[[op
     dataset = data.dataset
 
     def objective(trial: optuna.Trial) -> float:
+        try:
+            return score_folds(trial)
+        except (optuna.TrialPruned, ValueError):
+            raise
+        except BaseException:  # Ctrl+C, SIGTERM, a full disk: not the parameters' fault, so run it again
+            trial.set_user_attr(INTERRUPTED, True)
+            raise
+
+    def score_folds(trial: optuna.Trial) -> float:
         params = suggest(trial, settings.model)
         oof = np.full((len(dataset), 3), np.nan)
         scored: list[np.ndarray] = []
