@@ -33,6 +33,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from backend.store import StoreError
 from trainer.crash_points import crash_point
 from trainer.ml.metrics import evaluate
 from trainer.ml.models import default_parameters
@@ -50,8 +51,9 @@ MAXIMISE = {"auc_directional": True, "log_loss": False}
 SPACE_VERSION = 1  # part of the study name: a changed space never continues an old study
 
 
-class TuningStorageError(RuntimeError):
-    """The tuning file cannot be opened or written; the message names it and what to do."""
+class TuningStorageError(StoreError):
+    """The tuning file cannot be opened; the message names it and what to do (exit code 3, as for
+    the trainer database)."""
 
 
 @dataclass
@@ -62,6 +64,7 @@ class SearchSettings:
     seed: int
     uniqueness: bool
     min_train_years: float
+    pruning: bool = True  # bench/tuning_pruning.py measures the search without it
 
 
 @dataclass
@@ -205,7 +208,8 @@ def search(study: optuna.Study, settings: SearchSettings, data: TrainingData, *,
         study.sampler = optuna.samplers.TPESampler(
             seed=(settings.seed * 1_000_003 + len(counted)) % 2**32, multivariate=True, constant_liar=False,
             n_startup_trials=min(10, max(2, settings.trials // 3)))
-        study.pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
+        study.pruner = (optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0) if settings.pruning
+                        else optuna.pruners.NopPruner())
         study.optimize(objective, n_trials=1, catch=(ValueError,))
         after_trial(summarise(study, settings))
 
