@@ -98,3 +98,21 @@ def test_killed_three_times_mid_trial_ends_like_an_uninterrupted_tuning_run(tmp_
     assert shown["summary"]["tuning"]["lightgbm"]["trials_done"] == int(TRIALS)
     assert shown["summary"]["tuning"]["lightgbm"]["best_value"] == pytest.approx(
         best["models"]["lightgbm"]["best_value"])
+
+
+def test_the_time_limit_stops_the_search_and_says_so(tmp_path):
+    config = _tuned_config(tmp_path)
+    args = demo_args(tmp_path, config, SYMBOLS, "--tune-trials", "200", "--tune-minutes", "0.05")
+    result = run_program("run_training.py", *args, env=wide_env())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "stopped by the time limit after" in flat(result)
+    tuning = json.loads(query(tmp_path, "SELECT value_json FROM run_facts WHERE key = 'tuning'")[0][0])
+    assert tuning["stopped_by_time"]
+    for model in tuning["models"].values():
+        assert 1 <= model["counted"] < 200, "the budget is shared: every model gets trials"
+        # A trial starts only while the model's share (3 s / 2 models) lasts; the last one may run past it.
+        assert sum(trial["seconds"] for trial in model["history"][:-1]) < 1.5
+    status = run_program("check_checkpoint.py", "--workdir", tmp_path, env=wide_env())
+    assert "stopped by the time limit" in flat(status)
+    report = next((tmp_path / "reports").glob("*/report.html")).read_text(encoding="utf-8")
+    assert "The time limit stopped the search before every trial ran." in report

@@ -88,7 +88,8 @@ class TuningConfig:
     """Hyperparameter search (trainer/tuning): off while trials is 0."""
 
     trials: int = 0  # per tuned model; the first trial is always the model's default parameters
-    minutes: float = 0.0  # wall-time budget of the whole search (0: none); the running trial finishes
+    # Wall-time budget of the whole search (0: none), shared equally by the models; the running trial finishes.
+    minutes: float = 0.0
     models: tuple[str, ...] = TUNABLE_DEFAULT
     # The purged walk-forward out-of-fold score on the training period that the search optimises.
     metric: str = "auc_directional"

@@ -75,7 +75,7 @@ def build_run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tune-trials", type=_positive_int, metavar="N",
                         help="search N hyperparameter sets per tuned model (config [tuning]; resumable)")
     parser.add_argument("--tune-minutes", type=_positive_minutes, metavar="M",
-                        help="stop the search after M minutes (the running trial finishes)")
+                        help="stop the search after M minutes, shared by the tuned models (the running trial finishes)")
     parser.add_argument("--no-open", action="store_true", help="do not open the report in the browser at the end")
     return parser
 

@@ -50,11 +50,12 @@ def run_tuning_phase(context: RunContext) -> None:
     studies = {model: load_study(storage, study_name(context.run_id, settings[model], data), tuning.metric)
                for model in tuning.models}
 
-    def out_of_time() -> bool:
+    def out_of_time(model: str) -> bool:
+        """The budget is shared equally by the tuned models (a later model is never left without
+        trials), counted from the stored trials' durations so that a resumed search continues it."""
         if tuning.minutes <= 0:
             return False
-        spent = sum(trial_seconds(counted_trials(study)) for study in studies.values())
-        return spent >= tuning.minutes * 60
+        return trial_seconds(counted_trials(studies[model])) >= tuning.minutes * 60 / len(tuning.models)
 
     state = context.state.setdefault("tuning", {})
     results: dict[str, SearchResult] = {}
@@ -78,8 +79,8 @@ def run_tuning_phase(context: RunContext) -> None:
                          last and last["state"], last and last["value"])
 
             _record(context, before, None)
-            results[model] = search(studies[model], settings[model], data, out_of_time=out_of_time,
-                                    after_trial=after_trial)
+            results[model] = search(studies[model], settings[model], data,
+                                    out_of_time=lambda model=model: out_of_time(model), after_trial=after_trial)
             _record(context, results[model], None)
     for model, result in results.items():
         if "default_holdout" not in state[model]:

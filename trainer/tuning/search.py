@@ -177,7 +177,7 @@ def summarise(study: optuna.Study, settings: SearchSettings) -> SearchResult:
                 result.default_value = float(trial.value)
         value = trial.value if trial.state == TrialState.COMPLETE else _last_intermediate(trial)
         result.history.append({"number": len(result.history), "state": trial.state.name.lower(),
-                               "value": value, "params": dict(trial.params)})
+                               "value": value, "params": dict(trial.params), "seconds": trial_seconds([trial])})
     return result
 
 
