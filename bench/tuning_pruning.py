@@ -23,7 +23,7 @@ if str(PROJECT_DIR) not in sys.path:
     sys.path.insert(0, str(PROJECT_DIR))
 
 from trainer.config import flatten, load_config  # noqa: E402
-from trainer.phases.training import load_training_data  # noqa: E402
+from trainer.ml.fitting import load_training_data  # noqa: E402
 from trainer.tuning.search import SearchSettings, load_study, open_storage, search  # noqa: E402
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from tests.support import shared_demo_run
 from trainer.config import Config, ConfigError, load_config
-from trainer.phases.training import TrainingData, load_training_data
+from trainer.ml.fitting import TrainingData, load_training_data
 from trainer.tuning.search import SearchSettings, load_study, open_storage, search, study_name
 
 TRIALS = 6

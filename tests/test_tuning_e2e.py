@@ -116,3 +116,13 @@ def test_the_time_limit_stops_the_search_and_says_so(tmp_path):
     assert "stopped by the time limit" in flat(status)
     report = next((tmp_path / "reports").glob("*/report.html")).read_text(encoding="utf-8")
     assert "The time limit stopped the search before every trial ran." in report
+
+
+def test_two_jobs_tune_and_train_exactly_like_one(tmp_path, uninterrupted):
+    """--jobs 2 fits a trial's folds, and each model's folds and refit, in two worker processes with
+    one thread each; trials, chosen parameters, models and metrics are the same, bit for bit."""
+    result = run_program("run_training.py", *demo_args(tmp_path, _tuned_config(tmp_path), SYMBOLS,
+                                                       "--tune-trials", TRIALS, "--jobs", "2"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _counted_trials(tmp_path) == _counted_trials(uninterrupted)
+    assert database_snapshot(tmp_path) == database_snapshot(uninterrupted)

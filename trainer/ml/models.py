@@ -47,12 +47,26 @@ MAX_EPOCHS = 100
 EPOCH_PATIENCE = 8
 
 
+_budget = [MAX_THREADS]  # threads per fit in this process (1 in a --jobs worker beside another)
+
+
+def use_threads(count: int) -> None:
+    """The threads each later fit of this process may use: a worker process running beside others
+    takes its share of the cores, so --jobs never oversubscribes them. Tree models fit the same at
+    any count (checked: lightgbm, xgboost, sklearn's boosters and forests, bit for bit)."""
+    _budget[0] = max(1, min(MAX_THREADS, count))
+
+
+def _threads() -> int:
+    return _budget[0]
+
+
 def _thread_limits() -> threadpool_limits:
     """OpenMP (the tree boosters) may use MAX_THREADS; BLAS (the linear, neural and SVM models)
     uses one thread. At these matrix sizes a second BLAS thread gains little on an idle machine,
     and when other programs load the cores its spin-waiting made fits 3-6x slower (measured: the
     neural network 6.7 s with one thread, 38.8 s with two, at load 8 on 2 cores)."""
-    return threadpool_limits(limits={"blas": 1, "openmp": MAX_THREADS})
+    return threadpool_limits(limits={"blas": 1, "openmp": _threads()})
 
 
 class ClassifierModel:
@@ -121,6 +135,17 @@ class ClassifierModel:
         proba = np.zeros((present.shape[0], N_CLASSES))
         proba[:, self.classes_] = present
         return proba / proba.sum(axis=1, keepdims=True)
+
+    def use_all_threads(self) -> ClassifierModel:
+        """Predict with MAX_THREADS again after a fit in a worker that had fewer (boosters keep their
+        thread count as a parameter), so a model is the same object whatever --jobs fitted it."""
+        final = getattr(self.estimator, "final_", None)
+        if final is not None and "n_jobs" in final.get_params():
+            final.set_params(n_jobs=MAX_THREADS)
+        template = getattr(self.estimator, "estimator", None)
+        if template is not None and "n_jobs" in template.get_params():
+            template.set_params(n_jobs=MAX_THREADS)
+        return self
 
     def explainable_estimator(self) -> BaseEstimator | None:
         """The fitted tree model for shap.TreeExplainer on raw X (outputs follow `classes_`, before the
@@ -308,12 +333,12 @@ def _random_forest(seed: int) -> BaseEstimator:
     # Native NaN support in sklearn trees (>= 1.4) keeps raw X explainable by TreeExplainer.
     # Exact split search is the slowest of the eight: small bootstrap samples keep it in budget.
     return RandomForestClassifier(n_estimators=100, min_samples_leaf=100, max_features="sqrt",
-                                  max_samples=0.25, n_jobs=MAX_THREADS, random_state=seed)
+                                  max_samples=0.25, n_jobs=_threads(), random_state=seed)
 
 
 def _extra_trees(seed: int) -> BaseEstimator:
     return ExtraTreesClassifier(n_estimators=200, min_samples_leaf=50, max_features="sqrt",
-                                bootstrap=True, max_samples=0.5, n_jobs=MAX_THREADS, random_state=seed)
+                                bootstrap=True, max_samples=0.5, n_jobs=_threads(), random_state=seed)
 
 
 def _xgboost(seed: int) -> BaseEstimator:
@@ -321,14 +346,14 @@ def _xgboost(seed: int) -> BaseEstimator:
     # window with 2 (an explicit multi:softprob fails there).
     return _Booster("xgboost", XGBClassifier(
         tree_method="hist", n_estimators=1000, learning_rate=0.05, max_depth=4, min_child_weight=20,
-        subsample=0.8, colsample_bytree=0.8, reg_lambda=1.0, n_jobs=MAX_THREADS, random_state=seed))
+        subsample=0.8, colsample_bytree=0.8, reg_lambda=1.0, n_jobs=_threads(), random_state=seed))
 
 
 def _lightgbm(seed: int) -> BaseEstimator:
     return _Booster("lightgbm", LGBMClassifier(
         n_estimators=1000, learning_rate=0.05, num_leaves=31, min_child_samples=100, subsample=0.8,
         subsample_freq=1, colsample_bytree=0.8, reg_lambda=1.0, deterministic=True, force_row_wise=True,
-        n_jobs=MAX_THREADS, random_state=seed, verbose=-1))
+        n_jobs=_threads(), random_state=seed, verbose=-1))
 
 
 class _HistGradientBoosting(HistGradientBoostingClassifier):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from trainer import console
 from trainer.checkpoint import now_iso
 from trainer.crash_points import crash_point
 from trainer.run_context import RunContext
+from trainer.workers import leave_with_the_run, worker_count
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,7 @@ def compute_symbol(symbol: str, prices: pd.DataFrame, market: MarketContext, sec
                    run_pid: int | None = None) -> SymbolOutcome:
     """Features and labels of one symbol; runs in a worker, touches no file. run_pid: the run's
     process; a worker process (not the run itself) leaves when that process is gone."""
-    if run_pid is not None and os.getpid() != run_pid:
-        _leave_with_the_run(run_pid)
+    leave_with_the_run(run_pid)
     if len(prices) < min_history_days:
         return SymbolOutcome(symbol, skipped=f"{symbol} has {len(prices)} clean trading days; at least "
                                              f"{min_history_days} are needed (data.min_history_days)")
@@ -55,25 +54,6 @@ def compute_symbol(symbol: str, prices: pd.DataFrame, market: MarketContext, sec
     except Exception as error:  # noqa: BLE001 - recorded as a failed symbol with its traceback
         return SymbolOutcome(symbol, failed=f"{type(error).__name__}: {error}", trace=traceback.format_exc())
     return SymbolOutcome(symbol, result=result)
-
-
-_watching: list[int] = []  # the run process this worker watches (set once per worker process)
-
-
-def _leave_with_the_run(run_pid: int) -> None:
-    """A worker whose run was SIGKILLed would otherwise wait idle for minutes (joblib keeps its
-    workers for reuse): a daemon thread ends this worker once its parent is no longer the run.
-    POSIX only: on Windows a dead parent's id stays the child's parent id."""
-    if _watching or os.name == "nt":
-        return
-    _watching.append(run_pid)
-
-    def watch() -> None:
-        while os.getppid() == run_pid:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="leave-with-the-run", daemon=True).start()
 
 
 def record_failure(context: RunContext, symbol: str, reason: str) -> None:
@@ -91,11 +71,7 @@ def run_backtest(context: RunContext, todo: list[str], load_prices: Callable[[st
     labels = context.config.labels
     label_settings = {"horizon": labels.horizon, "barrier_k": labels.barrier_k,
                       "vol_window": labels.vol_window, "stride": labels.stride}
-    cores = os.cpu_count() or 1
-    if context.config.run.jobs > cores:
-        console.warn(f"--jobs {context.config.run.jobs} is more than this computer's {cores} cores; using "
-                     f"{cores} (more workers only compete for the same cores and memory).")
-    jobs = min(context.config.run.jobs, cores, max(1, len(todo)))
+    jobs = worker_count(context.config.run.jobs, len(todo))
     tasks = (delayed(compute_symbol)(symbol, load_prices(symbol), market, context.sector_of(symbol),
                                      context.config.data.min_history_days, label_settings,
                                      context.config.features.shock_sigma, os.getpid()) for symbol in todo)

@@ -11,9 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +20,12 @@ import numpy as np
 
 from backend import store
 from trainer import console
-from trainer.config import Config
 from trainer.crash_points import crash_point
 from trainer.ml.benchmarks import VOLATILITY_FEATURES, choose_rule
-from trainer.ml.dataset import Dataset, Split, load_dataset, make_split
 from trainer.ml.ensemble_selection import select_ensemble
+from trainer.ml.fitting import FitTask, TrainingData, fitted_in_order, load_training_data
 from trainer.ml.metrics import evaluate
-from trainer.ml.models import ClassifierModel, make_model
-from trainer.ml.sample_weights import average_uniqueness
+from trainer.ml.models import ClassifierModel
 from trainer.run_context import RunContext
 
 log = logging.getLogger(__name__)
@@ -40,60 +36,9 @@ BENCHMARK_RULE = "benchmark_rule"
 BENCHMARK_LEARNER = "lightgbm"  # the learner of the volatility-only benchmark
 
 
-@dataclass
-class TrainingData:
-    dataset: Dataset
-    split: Split
-
-    @property
-    def oof_rows(self) -> np.ndarray:
-        """Rows that are validation rows of some fold: where out-of-fold probabilities exist."""
-        return np.unique(np.concatenate([val for _, val in self.split.folds]))
-
-    def features(self, rows: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
-        return self.dataset.X[np.ix_(rows, self.split.kept_columns if columns is None else columns)]
-
-    def voting_folds(self, min_train_years: float) -> list[int]:
-        """Folds (0-based) whose training window spans at least min_train_years; the last fold always
-        votes, so there is something to choose on even with a short history."""
-        years = [_years(train) for train, _ in self.split.fold_periods]
-        chosen = [number for number, span in enumerate(years) if span >= min_train_years]
-        return chosen or [len(years) - 1]
-
-    def voting_rows(self, min_train_years: float) -> np.ndarray:
-        """The out-of-fold rows that choose the ensemble weights and the one-feature rule."""
-        folds = self.voting_folds(min_train_years)
-        return np.unique(np.concatenate([self.split.folds[number][1] for number in folds]))
-
-    def fit(self, name: str, seed: int, rows: np.ndarray, *, uniqueness: bool,
-            columns: np.ndarray | None = None, params: dict[str, Any] | None = None) -> ClassifierModel:
-        """One model fitted on these rows (sorted by date), weighted by uniqueness when asked, with
-        its default hyperparameters except `params` (tuned ones)."""
-        dataset = self.dataset
-        weights = (average_uniqueness(dataset.symbols[rows], dataset.entry_dates[rows], dataset.exit_dates[rows])
-                   if uniqueness else None)
-        return make_model(name, seed, params).fit(self.features(rows, columns), dataset.y[rows],
-                                          entry_dates=dataset.entry_dates[rows],
-                                          exit_dates=dataset.exit_dates[rows], uniqueness=weights)
-
-
-def _years(period) -> float:
-    if period.start is None:
-        return 0.0
-    return float((np.datetime64(period.end) - np.datetime64(period.start)).astype(int)) / 365.25
-
-
 def prepare_data(context: RunContext) -> TrainingData:
     """Load all samples and make the split (a pure function of config and data, so resumes agree)."""
     return load_training_data(context.connection, context.run_id, context.config)
-
-
-def load_training_data(connection: sqlite3.Connection, run_id: str, config: Config) -> TrainingData:
-    dataset = load_dataset(connection, run_id)
-    training = config.training
-    split = make_split(dataset, n_folds=training.n_folds, holdout_share=training.holdout_share,
-                       min_feature_coverage=training.min_feature_coverage, embargo_days=config.labels.horizon)
-    return TrainingData(dataset, split)
 
 
 def run_dataset_phase(context: RunContext) -> None:
@@ -145,23 +90,24 @@ def train_base_model(context: RunContext, name: str, data: TrainingData, *, colu
                      label: str | None = None, params: dict[str, Any] | None = None) -> dict[str, Any]:
     """OOF over the folds, refit on the training period, holdout probabilities (all prior-corrected).
     columns: a subset of the dataset's columns (the volatility-only benchmark); label: console name;
-    params: tuned hyperparameters (None: the defaults)."""
+    params: tuned hyperparameters (None: the defaults). The folds and the refit are independent:
+    with --jobs they are fitted side by side, and collected here in order."""
     seed, uniqueness = context.config.seed, context.config.training.uniqueness_weights
     names = data.split.kept_features if columns is None else [data.dataset.feature_names[c] for c in columns]
     oof = np.full((len(data.dataset), 3), np.nan)
     importances, stopped = [], []
     started = time.monotonic()
     folds = data.split.folds
-    for number, (train_rows, val_rows) in enumerate(folds, start=1):
-        fold_started = time.monotonic()
-        model = data.fit(name, seed, train_rows, uniqueness=uniqueness, columns=columns, params=params)
-        oof[val_rows] = model.predict_proba(data.features(val_rows, columns))
+    tasks = [FitTask(name, seed, train_rows, val_rows, uniqueness, columns, params) for train_rows, val_rows in folds]
+    tasks.append(FitTask(name, seed, data.split.train_idx, data.split.holdout_idx, uniqueness, columns, params))
+    fitted = fitted_in_order(data, tasks, context.config.run.jobs)
+    for number, (_, val_rows) in enumerate(folds, start=1):
+        model, oof[val_rows], seconds = next(fitted)
         crash_point("training.fold_fitted")
         importances.append(fold_importance(model, names))
         stopped.append(model.stopped_at_)
-        console.info(f"  {label or name}: fold {number}/{len(folds)} in {time.monotonic() - fold_started:.1f} s")
-    refit = data.fit(name, seed, data.split.train_idx, uniqueness=uniqueness, columns=columns, params=params)
-    holdout = refit.predict_proba(data.features(data.split.holdout_idx, columns))
+        console.info(f"  {label or name}: fold {number}/{len(folds)} in {seconds:.1f} s")
+    refit, holdout, _ = next(fitted)
     stopped.append(refit.stopped_at_)
     return {"model": refit, "oof": oof, "holdout": holdout, "feature_names": names, "params": params or {},
             "fold_importance": importances if all(i is not None for i in importances) else None,

@@ -18,8 +18,9 @@ import optuna
 
 from backend import store
 from trainer import console
+from trainer.ml.fitting import TrainingData
 from trainer.ml.metrics import evaluate
-from trainer.phases.training import TrainingData, prepare_data
+from trainer.phases.training import prepare_data
 from trainer.run_context import RunContext
 from trainer.tuning.search import (
     SearchResult,
@@ -45,7 +46,7 @@ def run_tuning_phase(context: RunContext) -> None:
     storage = open_storage(context.paths.tuning_database)
     settings = {model: SearchSettings(model, tuning.trials, tuning.metric, context.config.seed,
                                       context.config.training.uniqueness_weights,
-                                      context.config.training.ensemble_min_train_years)
+                                      context.config.training.ensemble_min_train_years, jobs=context.config.run.jobs)
                 for model in tuning.models}
     studies = {model: load_study(storage, study_name(context.run_id, settings[model], data), tuning.metric)
                for model in tuning.models}

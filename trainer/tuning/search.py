@@ -27,7 +27,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import optuna
@@ -35,12 +35,10 @@ from optuna.trial import TrialState
 
 from backend.store import StoreError
 from trainer.crash_points import crash_point
+from trainer.ml.fitting import FitTask, TrainingData, fitted_in_order
 from trainer.ml.metrics import evaluate
 from trainer.ml.models import default_parameters
 from trainer.tuning.spaces import SPACES, suggest
-
-if TYPE_CHECKING:
-    from trainer.phases.training import TrainingData
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +63,7 @@ class SearchSettings:
     uniqueness: bool
     min_train_years: float
     pruning: bool = True  # bench/tuning_pruning.py measures the search without it
+    jobs: int = 1  # worker processes for a trial's folds (--jobs; the trials stay identical)
 
 
 @dataclass
@@ -236,21 +235,24 @@ def make_objective(settings: SearchSettings, data: TrainingData) -> Callable[[op
 
     def score_folds(trial: optuna.Trial) -> float:
         params = suggest(trial, settings.model)
+        tasks = [FitTask(settings.model, settings.seed, *data.split.folds[number], settings.uniqueness, None, params)
+                 for number in folds]
         oof = np.full((len(dataset), 3), np.nan)
         scored: list[np.ndarray] = []
         value = float("nan")
-        for step, number in enumerate(folds):
-            train_rows, val_rows = data.split.folds[number]
-            model = data.fit(settings.model, settings.seed, train_rows, uniqueness=settings.uniqueness,
-                             params=params)
-            oof[val_rows] = model.predict_proba(data.features(val_rows))
-            crash_point("tuning.fold_fitted")
-            scored.append(val_rows)
-            rows = np.unique(np.concatenate(scored))
-            value = _score(settings.metric, dataset.y[rows], oof[rows], dataset.returns[rows])
-            trial.report(value, step)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
+        fitted = fitted_in_order(data, tasks, settings.jobs)
+        try:
+            for step, task in enumerate(tasks):
+                _, oof[task.predict_rows], _ = next(fitted)
+                crash_point("tuning.fold_fitted")
+                scored.append(task.predict_rows)
+                rows = np.unique(np.concatenate(scored))
+                value = _score(settings.metric, dataset.y[rows], oof[rows], dataset.returns[rows])
+                trial.report(value, step)
+                if trial.should_prune():
+                    raise optuna.TrialPruned()
+        finally:
+            fitted.close()  # a pruned trial's folds still running in workers are abandoned
         return value
 
     return objective
