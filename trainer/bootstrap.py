@@ -33,7 +33,8 @@ def python_version_problem(version: tuple[int, ...] = tuple(sys.version_info[:3]
 
 
 def declared_requirements(pyproject: Path, with_dev: bool) -> list[str]:
-    """The dependency list of pyproject.toml (plus the dev extras for running the tests)."""
+    """The dependency list of pyproject.toml (plus, for running the tests, the dev extras and the
+    cluster extra: the cluster tests start a real Dask LocalCluster)."""
     # Imported here, not at the top: tomllib is new in 3.11, and `--check-python` must run on an
     # older Python to tell the user how to upgrade instead of dying with ModuleNotFoundError.
     import tomllib
@@ -41,7 +42,8 @@ def declared_requirements(pyproject: Path, with_dev: bool) -> list[str]:
     project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
     requirements = list(project["dependencies"])
     if with_dev:
-        requirements += project.get("optional-dependencies", {}).get("dev", [])
+        extras = project.get("optional-dependencies", {})
+        requirements += extras.get("dev", []) + extras.get("cluster", [])
     return requirements
 
 

@@ -145,6 +145,8 @@ class RunConfig:
     max_attempts: int = 3
     jobs: int = 1
     allow_sleep: bool = False
+    # A Dask scheduler ("tcp://HOST:8786") that runs the backtest's symbols and the models' folds.
+    cluster: str | None = None
 
 
 @dataclass(frozen=True)
@@ -218,7 +220,7 @@ def _short(symbols: list[str]) -> str:
 # Command-line options that set a config key: errors about such a key name the option.
 OPTION_NAMES = {"data.source": "--source", "data.max_symbols": "--max-symbols", "data.start": "--start",
                 "data.end": "--end", "run.jobs": "--jobs", "run.allow_sleep": "--allow-sleep",
-                "tuning.trials": "--tune-trials", "tuning.minutes": "--tune-minutes"}
+                "tuning.trials": "--tune-trials", "tuning.minutes": "--tune-minutes", "run.cluster": "--cluster"}
 
 
 def _section_from(cls: type, values: dict[str, Any], section: str, source: str) -> Any:
@@ -371,6 +373,9 @@ def validate(config: Config, source: str = "config", *, given_on_command_line: s
     problems.extend(_tuning_problems(config, name))
     if config.run.jobs < 1 or config.run.max_attempts < 1:
         problems.append("run.jobs and run.max_attempts must be >= 1")
+    if config.run.cluster is not None and "://" not in config.run.cluster:
+        problems.append(f"{name('run.cluster')} is {config.run.cluster!r}; give the Dask scheduler's address, "
+                        "for example tcp://192.168.1.20:8786")
     if problems:
         raise ConfigError(f"{source}: " + "; ".join(problems) + ".")
 

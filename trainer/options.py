@@ -25,6 +25,7 @@ class RunOptions:
     open_report: bool
     tune_trials: int | None = None
     tune_minutes: float | None = None
+    cluster: str | None = None
 
     def overrides(self) -> dict[str, object]:
         """Command-line settings that override the config file, as dotted keys."""
@@ -37,6 +38,7 @@ class RunOptions:
             "run.allow_sleep": True if self.allow_sleep else None,
             "tuning.trials": self.tune_trials,
             "tuning.minutes": self.tune_minutes,
+            "run.cluster": self.cluster,
         }
         return {key: value for key, value in pairs.items() if value is not None}
 

@@ -18,6 +18,7 @@ from backend import store
 from trainer import console
 from trainer.phases import backtest, market, prices
 from trainer.run_context import RunContext, clear_training
+from trainer.workers import connect
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ def execute(context: RunContext) -> None:
                  f"phase: {state['current_phase']}).")
     for notice in context.notices:
         console.warn(notice)
+    if context.config.run.cluster:
+        describe_cluster(context.config.run.cluster)
     warn_exhausted(context)
     if context.phase_done("backtest"):
         retry_failed_symbols(context)
@@ -55,6 +58,18 @@ def execute(context: RunContext) -> None:
                        json.dumps(context.state["phase_seconds"]))
         log.info("phase %s: end (%.1f s)", phase, seconds)
     score_signals(context)
+
+
+def describe_cluster(address: str) -> None:
+    """Connect before any work, so a wrong address stops the run at once, and say what is there."""
+    client = connect(address)
+    workers = client.scheduler_info(n_workers=-1).get("workers", {})
+    threads = sum(worker.get("nthreads", 0) for worker in workers.values())
+    console.info(f"Dask cluster at {address}: {len(workers)} worker(s), {threads} thread(s); the backtest and the "
+                 "model fits run there, this computer keeps the database and the checkpoint.")
+    if not workers:
+        console.warn(f"The scheduler at {address} has no workers yet; the work waits until one connects "
+                     "(python -m dask worker ADDRESS).")
 
 
 def score_signals(context: RunContext) -> None:

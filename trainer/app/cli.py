@@ -76,6 +76,8 @@ def build_run_parser() -> argparse.ArgumentParser:
                         help="search N hyperparameter sets per tuned model (config [tuning]; resumable)")
     parser.add_argument("--tune-minutes", type=_positive_minutes, metavar="M",
                         help="stop the search after M minutes, shared by the tuned models (the running trial finishes)")
+    parser.add_argument("--cluster", metavar="tcp://HOST:PORT",
+                        help="run the backtest and the model fits on this Dask scheduler's workers")
     parser.add_argument("--no-open", action="store_true", help="do not open the report in the browser at the end")
     return parser
 
@@ -88,7 +90,7 @@ def parse_run_options(argv: list[str]) -> RunOptions:
                       prices_dir=args.prices_dir, universe=args.universe, max_symbols=args.max_symbols,
                       start=args.start, end=args.end, jobs=args.jobs, allow_sleep=args.allow_sleep,
                       open_report=not args.no_open, tune_trials=args.tune_trials,
-                      tune_minutes=args.tune_minutes)
+                      tune_minutes=args.tune_minutes, cluster=args.cluster)
 
 
 def run_training_main(argv: list[str]) -> int:

@@ -30,6 +30,7 @@ from trainer.options import RunOptions
 from trainer.paths import WorkPaths
 from trainer.pipeline import DataError, execute, progress_line
 from trainer.run_context import ConfigMismatch, open_run
+from trainer.workers import ClusterError, close_clusters
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,8 @@ def _run_locked(options: RunOptions, log_path: Path) -> int:
         return exit_codes.INTERRUPTED
     except DataError as error:
         return refuse("data error", error, exit_codes.DATA_ERROR)
+    except ClusterError as error:
+        return refuse("cluster error", error, exit_codes.DATA_ERROR)
     except StoreError as error:
         if not context.paths.database.exists():
             return _database_vanished(context)
@@ -162,6 +165,7 @@ def _run_locked(options: RunOptions, log_path: Path) -> int:
                      "or model is saved; fix the cause and run again to resume.")
         return exit_codes.UNEXPECTED_ERROR
     finally:
+        close_clusters()
         context.connection.close()
     return exit_codes.COMPLETE
 

@@ -8,7 +8,7 @@ and always get the results back in task order, the same bit for bit.
 
 from __future__ import annotations
 
-import os
+import dataclasses
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from joblib import Parallel, delayed
 
 from trainer.config import Config
 from trainer.ml.dataset import Dataset, Split, load_dataset, make_split
 from trainer.ml.models import MAX_THREADS, ClassifierModel, make_model, use_threads
 from trainer.ml.sample_weights import average_uniqueness
-from trainer.workers import leave_with_the_run, worker_count
+from trainer.workers import in_order, leave_with_the_run, worker_count
 
 
 @dataclass
@@ -87,14 +86,15 @@ class FitTask:
     uniqueness: bool
     columns: np.ndarray | None = None
     params: dict[str, Any] | None = None
+    threads: int = MAX_THREADS  # set by fitted_in_order: the share of the cores this fit may use
 
 
-def fit_and_predict(data: TrainingData, task: FitTask, threads: int | None = None,
+def fit_and_predict(data: TrainingData, task: FitTask,
                     run_pid: int | None = None) -> tuple[ClassifierModel, np.ndarray, float]:
-    """Fit one task and predict its rows; in a --jobs worker with its share of the threads."""
+    """Fit one task and predict its rows: here, in a --jobs worker or on a cluster worker, with the
+    task's share of the threads."""
     leave_with_the_run(run_pid)
-    if threads is not None:
-        use_threads(threads)
+    use_threads(task.threads)
     started = time.monotonic()
     model = data.fit(task.name, task.seed, task.train_rows, uniqueness=task.uniqueness, columns=task.columns,
                      params=task.params)
@@ -102,15 +102,13 @@ def fit_and_predict(data: TrainingData, task: FitTask, threads: int | None = Non
         time.monotonic() - started
 
 
-def fitted_in_order(data: TrainingData, tasks: list[FitTask], jobs: int) -> Iterator[tuple[ClassifierModel,
-                                                                                         np.ndarray, float]]:
+def fitted_in_order(data: TrainingData, tasks: list[FitTask], jobs: int,
+                    cluster: str | None = None) -> Iterator[tuple[ClassifierModel, np.ndarray, float]]:
     """Every task's (model, probabilities, seconds), in the order of the tasks. With jobs > 1 the
-    fits run in worker processes (loky), each with its share of MAX_THREADS; the data reach them
-    memory-mapped, and what comes back is the same as a serial fit, bit for bit."""
-    jobs = worker_count(jobs, len(tasks))
-    if jobs == 1:
-        yield from (fit_and_predict(data, task) for task in tasks)
-        return
-    threads = max(1, MAX_THREADS // jobs)
-    yield from Parallel(n_jobs=jobs, return_as="generator")(
-        delayed(fit_and_predict)(data, task, threads, os.getpid()) for task in tasks)
+    fits run in worker processes, each with its share of MAX_THREADS; on a cluster each task uses
+    one thread (start the workers with one thread each, see the README). Either way what comes back
+    is the same as a serial fit, bit for bit (tree models fit alike at any thread count)."""
+    jobs = 1 if cluster else worker_count(jobs, len(tasks))
+    threads = 1 if cluster else max(1, MAX_THREADS // jobs)
+    tasks = [dataclasses.replace(task, threads=threads) for task in tasks]
+    yield from in_order(fit_and_predict, data, tasks, jobs=jobs, cluster=cluster)

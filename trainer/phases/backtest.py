@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
-from joblib import Parallel, delayed
 
 from backend import store
 from backend.backtest import InsufficientHistory, SymbolBacktest, backtest_symbol
@@ -24,7 +22,7 @@ from trainer import console
 from trainer.checkpoint import now_iso
 from trainer.crash_points import crash_point
 from trainer.run_context import RunContext
-from trainer.workers import leave_with_the_run, worker_count
+from trainer.workers import in_order, leave_with_the_run, worker_count
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +36,29 @@ class SymbolOutcome:
     trace: str | None = None
 
 
-def compute_symbol(symbol: str, prices: pd.DataFrame, market: MarketContext, sector: str,
-                   min_history_days: int, label_settings: dict, shock_sigma: float,
+@dataclass(frozen=True)
+class BacktestSettings:
+    """What every symbol's backtest shares (sent once to each cluster worker)."""
+
+    market: MarketContext
+    min_history_days: int
+    label_settings: dict
+    shock_sigma: float
+
+
+def compute_symbol(settings: BacktestSettings, item: tuple[str, pd.DataFrame, str],
                    run_pid: int | None = None) -> SymbolOutcome:
-    """Features and labels of one symbol; runs in a worker, touches no file. run_pid: the run's
-    process; a worker process (not the run itself) leaves when that process is gone."""
+    """Features and labels of one symbol (item: symbol, prices, sector); runs in a worker, touches
+    no file. run_pid: the run's process; a local worker leaves when that process is gone."""
     leave_with_the_run(run_pid)
+    symbol, prices, sector = item
+    min_history_days, shock_sigma = settings.min_history_days, settings.shock_sigma
     if len(prices) < min_history_days:
         return SymbolOutcome(symbol, skipped=f"{symbol} has {len(prices)} clean trading days; at least "
                                              f"{min_history_days} are needed (data.min_history_days)")
     try:
-        result = backtest_symbol(symbol, prices, market, sector, shock_sigma=shock_sigma, **label_settings)
+        result = backtest_symbol(symbol, prices, settings.market, sector, shock_sigma=shock_sigma,
+                                 **settings.label_settings)
     except InsufficientHistory as error:
         return SymbolOutcome(symbol, skipped=str(error))
     except Exception as error:  # noqa: BLE001 - recorded as a failed symbol with its traceback
@@ -71,15 +81,16 @@ def run_backtest(context: RunContext, todo: list[str], load_prices: Callable[[st
     labels = context.config.labels
     label_settings = {"horizon": labels.horizon, "barrier_k": labels.barrier_k,
                       "vol_window": labels.vol_window, "stride": labels.stride}
-    jobs = worker_count(context.config.run.jobs, len(todo))
-    tasks = (delayed(compute_symbol)(symbol, load_prices(symbol), market, context.sector_of(symbol),
-                                     context.config.data.min_history_days, label_settings,
-                                     context.config.features.shock_sigma, os.getpid()) for symbol in todo)
+    settings = BacktestSettings(market, context.config.data.min_history_days, label_settings,
+                                context.config.features.shock_sigma)
+    items = ((symbol, load_prices(symbol), context.sector_of(symbol)) for symbol in todo)
+    cluster = context.config.run.cluster
+    jobs = 1 if cluster else worker_count(context.config.run.jobs, len(todo))
     started = time.monotonic()
     done_here = 0
     with console.make_progress(console.get_console()) as progress:
         task = progress.add_task("Backtest", total=len(todo))
-        outcomes = Parallel(n_jobs=jobs, return_as="generator")(tasks)
+        outcomes = in_order(compute_symbol, settings, items, jobs=jobs, cluster=cluster)
         backtest["in_progress"] = todo[0]
         context.checkpoint.save()
         for position, symbol in enumerate(todo):

@@ -100,7 +100,7 @@ def train_base_model(context: RunContext, name: str, data: TrainingData, *, colu
     folds = data.split.folds
     tasks = [FitTask(name, seed, train_rows, val_rows, uniqueness, columns, params) for train_rows, val_rows in folds]
     tasks.append(FitTask(name, seed, data.split.train_idx, data.split.holdout_idx, uniqueness, columns, params))
-    fitted = fitted_in_order(data, tasks, context.config.run.jobs)
+    fitted = fitted_in_order(data, tasks, context.config.run.jobs, context.config.run.cluster)
     for number, (_, val_rows) in enumerate(folds, start=1):
         model, oof[val_rows], seconds = next(fitted)
         crash_point("training.fold_fitted")

@@ -46,7 +46,8 @@ def run_tuning_phase(context: RunContext) -> None:
     storage = open_storage(context.paths.tuning_database)
     settings = {model: SearchSettings(model, tuning.trials, tuning.metric, context.config.seed,
                                       context.config.training.uniqueness_weights,
-                                      context.config.training.ensemble_min_train_years, jobs=context.config.run.jobs)
+                                      context.config.training.ensemble_min_train_years, jobs=context.config.run.jobs,
+                                      cluster=context.config.run.cluster)
                 for model in tuning.models}
     studies = {model: load_study(storage, study_name(context.run_id, settings[model], data), tuning.metric)
                for model in tuning.models}

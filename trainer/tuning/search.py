@@ -64,6 +64,7 @@ class SearchSettings:
     min_train_years: float
     pruning: bool = True  # bench/tuning_pruning.py measures the search without it
     jobs: int = 1  # worker processes for a trial's folds (--jobs; the trials stay identical)
+    cluster: str | None = None  # or a Dask scheduler for them (--cluster)
 
 
 @dataclass
@@ -240,7 +241,7 @@ def make_objective(settings: SearchSettings, data: TrainingData) -> Callable[[op
         oof = np.full((len(dataset), 3), np.nan)
         scored: list[np.ndarray] = []
         value = float("nan")
-        fitted = fitted_in_order(data, tasks, settings.jobs)
+        fitted = fitted_in_order(data, tasks, settings.jobs, settings.cluster)
         try:
             for step, task in enumerate(tasks):
                 _, oof[task.predict_rows], _ = next(fitted)
