@@ -55,3 +55,12 @@ def test_a_bad_command_line_date_names_the_option_not_only_the_file(tmp_path):
 def test_a_folder_given_as_config_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="is a folder"):
         load_config(tmp_path)
+
+
+def test_the_demo_size_is_part_of_the_identity_only_when_it_is_not_the_default():
+    default = load_config(None, {"data.source": "demo"})
+    assert "data.demo_symbols" not in default.identity(["A"])
+    bigger = load_config(None, {"data.source": "demo", "data.demo_symbols": 500})
+    assert bigger.identity(["A"])["data.demo_symbols"] == 500
+    with pytest.raises(ConfigError, match="--demo-symbols .data.demo_symbols. sizes the demo market; use it with"):
+        load_config(None, {"data.source": "csv", "data.demo_symbols": 500})

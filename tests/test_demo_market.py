@@ -197,3 +197,28 @@ def test_demo_source_explains_unknown_symbols_and_empty_date_ranges() -> None:
     assert unknown.prices is None and unknown.error.startswith("XYZ is not in the demo market")
     assert "82 symbols" in unknown.error
     assert empty.prices is None and "2008-01-02 to 2024-12-31" in empty.error
+
+
+def test_other_market_sizes_span_the_sectors_and_caps_and_keep_the_default_unchanged():
+    from backend.prices.demo_market import DEFAULT_SIZE, demo_universe
+
+    assert DEFAULT_SIZE == 82 and demo_universe() == demo_universe(82)
+    small = demo_universe(22)
+    assert len({entry.sector for entry in small}) == 11 and len(small) == 22
+    big = demo_universe(500)
+    assert big[:82] == demo_universe() and len({entry.symbol for entry in big}) == 500
+    assert {entry.cap for entry in big[82:]} == {"large", "mid", "small"}
+    assert all(entry.symbol.isalpha() and entry.symbol.isupper() for entry in big)
+    with pytest.raises(ValueError):
+        demo_universe(0)
+
+
+def test_another_size_is_another_market_with_its_own_cache_key():
+    from backend.prices.demo_market import generate_market
+
+    bigger = generate_market(SEED, 100)
+    assert len(bigger) == 100 and set(generate_market(SEED)) < set(bigger)
+    assert DemoMarketSource(seed=SEED, max_daily_move=0.6).key == f"demo:{SEED}"
+    assert DemoMarketSource(seed=SEED, max_daily_move=0.6, size=100).key == f"demo:{SEED}:100"
+    assert [entry.symbol for entry in DemoMarketSource(seed=SEED, max_daily_move=0.6, size=100).universe()] == \
+        list(bigger)

@@ -42,6 +42,7 @@ class DataConfig:
     max_daily_move: float = 0.6  # |close/prev - 1| above this, not explained by a split, is quarantined
     min_history_days: int = 300  # fewer clean rows than this: the symbol is skipped with a reason
     demo_seed: int = 7
+    demo_symbols: int = 82  # size of the demo market (82 named companies; more are generated, for scale tests)
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,8 @@ class Config:
         """Everything that defines the results of a run, as a flat dict of dotted keys."""
         settings = flatten(self.to_dict())
         settings = {key: value for key, value in settings.items() if not key.startswith("run.")}
+        if self.data.demo_symbols == 82:  # added after the first runs were made: they keep their identity
+            settings.pop("data.demo_symbols")
         if self.tuning.trials == 0:
             # Without a search its settings change nothing, and runs made before tuning existed
             # keep their identity (and resume) in this release.
@@ -220,7 +223,8 @@ def _short(symbols: list[str]) -> str:
 # Command-line options that set a config key: errors about such a key name the option.
 OPTION_NAMES = {"data.source": "--source", "data.max_symbols": "--max-symbols", "data.start": "--start",
                 "data.end": "--end", "run.jobs": "--jobs", "run.allow_sleep": "--allow-sleep",
-                "tuning.trials": "--tune-trials", "tuning.minutes": "--tune-minutes", "run.cluster": "--cluster"}
+                "tuning.trials": "--tune-trials", "tuning.minutes": "--tune-minutes", "run.cluster": "--cluster",
+                "data.demo_symbols": "--demo-symbols"}
 
 
 def _section_from(cls: type, values: dict[str, Any], section: str, source: str) -> Any:
@@ -345,6 +349,11 @@ def validate(config: Config, source: str = "config", *, given_on_command_line: s
     if config.data.start and config.data.end and config.data.start >= config.data.end:
         problems.append(f"{name('data.start')} ({config.data.start}) must be before {name('data.end')} "
                         f"({config.data.end})")
+    if not 10 <= config.data.demo_symbols <= 10_000:
+        problems.append(f"{name('data.demo_symbols')} is {config.data.demo_symbols}; the demo market has 10 to "
+                        "10000 symbols (82 by default)")
+    elif config.data.demo_symbols != 82 and config.data.source != "demo":
+        problems.append(f"{name('data.demo_symbols')} sizes the demo market; use it with --demo")
     if config.labels.horizon < 1 or config.labels.stride < 1 or config.labels.vol_window < 2:
         problems.append("labels.horizon and labels.stride must be >= 1 and labels.vol_window >= 2")
     if config.labels.barrier_k <= 0:

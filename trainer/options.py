@@ -26,6 +26,7 @@ class RunOptions:
     tune_trials: int | None = None
     tune_minutes: float | None = None
     cluster: str | None = None
+    demo_symbols: int | None = None
 
     def overrides(self) -> dict[str, object]:
         """Command-line settings that override the config file, as dotted keys."""
@@ -39,6 +40,7 @@ class RunOptions:
             "tuning.trials": self.tune_trials,
             "tuning.minutes": self.tune_minutes,
             "run.cluster": self.cluster,
+            "data.demo_symbols": self.demo_symbols,
         }
         return {key: value for key, value in pairs.items() if value is not None}
 

@@ -109,7 +109,8 @@ def open_run(options: RunOptions) -> RunContext:
     config = load_config(options.config_path, options.overrides())
     try:
         source = make_source(config.data.source, prices_dir=options.prices_dir,
-                             max_daily_move=config.data.max_daily_move, demo_seed=config.data.demo_seed)
+                             max_daily_move=config.data.max_daily_move, demo_seed=config.data.demo_seed,
+                             demo_symbols=config.data.demo_symbols)
     except ValueError as error:
         raise ConfigError(str(error)) from error
     universe = resolve_universe(options, config, source, paths)

@@ -169,9 +169,35 @@ WNDB|Windbreak Energy Partners|Utilities|small
 _UNIVERSE = tuple(DemoSymbol(*line.split("|")) for line in _UNIVERSE_TABLE.strip().splitlines())
 
 
-def demo_universe() -> list[DemoSymbol]:
-    """The fixed demo companies; the same for every seed so a run's universe never depends on it."""
-    return list(_UNIVERSE)
+DEFAULT_SIZE = len(_UNIVERSE)  # 82
+MAX_SIZE = DEFAULT_SIZE + 26**3  # the generated tickers are "Y" and three letters
+
+
+def demo_universe(size: int = DEFAULT_SIZE) -> list[DemoSymbol]:
+    """The demo companies; the same for every seed so a run's universe never depends on it.
+
+    82 (the default) are the named companies above. Fewer are taken in turn from each sector, so
+    a small market still spans the sectors; more add generated companies ("YAAA", "YAAB", ...)
+    that cycle through the 11 sectors and the three cap sizes, for scale tests."""
+    if not 1 <= size <= MAX_SIZE:
+        raise ValueError(f"the demo market has between 1 and {MAX_SIZE} symbols; got {size}")
+    if size <= DEFAULT_SIZE:
+        if size == DEFAULT_SIZE:
+            return list(_UNIVERSE)
+        by_sector: dict[str, list[DemoSymbol]] = {}
+        for entry in _UNIVERSE:
+            by_sector.setdefault(entry.sector, []).append(entry)
+        turns = [entry for rank in range(max(map(len, by_sector.values())))
+                 for members in by_sector.values() if rank < len(members) for entry in members[rank:rank + 1]]
+        return turns[:size]
+    sectors = list(_SECTORS)
+    extra = []
+    for number in range(size - DEFAULT_SIZE):
+        letters = "".join(chr(ord("A") + number // 26**power % 26) for power in (2, 1, 0))
+        sector = sectors[number % len(sectors)]
+        cap = ("large", "mid", "small")[number // len(sectors) % 3]
+        extra.append(DemoSymbol(f"Y{letters}", f"Demo {sector} {number + 1}", sector, cap))
+    return [*_UNIVERSE, *extra]
 
 
 class _Sector(NamedTuple):
@@ -251,23 +277,23 @@ def _trading_days(start: str = DEMO_START, end: str = DEMO_END) -> pd.DatetimeIn
     return days.rename("date")
 
 
-def generate_market(seed: int) -> dict[str, pd.DataFrame]:
+def generate_market(seed: int, size: int = DEFAULT_SIZE) -> dict[str, pd.DataFrame]:
     """Raw daily frames per demo symbol, in the standard raw layout of backend.prices.prepare.
 
     Generated once per seed and process; each call returns shallow copies so a caller that edits
     its frame cannot change what the next caller gets (copy-on-write keeps this free).
     """
-    return {symbol: frame.copy(deep=False) for symbol, frame in _cached_market(seed).items()}
+    return {symbol: frame.copy(deep=False) for symbol, frame in _cached_market(seed, size=size).items()}
 
 
-def extended_market(seed: int) -> dict[str, pd.DataFrame]:
+def extended_market(seed: int, size: int = DEFAULT_SIZE) -> dict[str, pd.DataFrame]:
     """generate_market(seed) continued by the trading days of EXTENSION_START..EXTENSION_END: the
     same frames up to DEMO_END (only adj_close is rescaled by a constant per symbol, as a vendor
     rescales the adjusted history after later dividends), then a year drawn from another seed
     with the same dynamics and planted signal, joined without a jump (the first new day has no
     move). Deterministic, so signals after the training data exist without a network."""
-    base = _cached_market(seed)
-    later = _cached_market(seed + _EXTENSION_SEED_OFFSET, EXTENSION_START, EXTENSION_END)
+    base = _cached_market(seed, size=size)
+    later = _cached_market(seed + _EXTENSION_SEED_OFFSET, EXTENSION_START, EXTENSION_END, size)
     joined = {}
     for symbol, frame in base.items():
         extra = later[symbol].copy()
@@ -282,14 +308,16 @@ def extended_market(seed: int) -> dict[str, pd.DataFrame]:
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_market(seed: int, start: str = DEMO_START, end: str = DEMO_END) -> dict[str, pd.DataFrame]:
+def _cached_market(seed: int, start: str = DEMO_START, end: str = DEMO_END,
+                   size: int = DEFAULT_SIZE) -> dict[str, pd.DataFrame]:
     rng = np.random.default_rng(seed)
     days = _trading_days(start, end)
-    paths = _simulate_returns(rng, len(days))
-    ex_rows, payers = _dividend_calendar(rng, days)
+    universe = tuple(demo_universe(size))
+    paths = _simulate_returns(rng, len(days), universe)
+    ex_rows, payers = _dividend_calendar(rng, days, universe)
     split = _splits(rng, paths.log_return, ex_rows, payers)
-    prices = _raw_prices(rng, paths.log_return, split, ex_rows, payers)
-    bars = _bars(rng, paths, prices.close, split)
+    prices = _raw_prices(rng, paths.log_return, split, ex_rows, payers, universe)
+    bars = _bars(rng, paths, prices.close, split, universe)
     return {
         entry.symbol: pd.DataFrame({
             "date": days,
@@ -302,7 +330,7 @@ def _cached_market(seed: int, start: str = DEMO_START, end: str = DEMO_END) -> d
             "dividend": prices.dividend[:, i],
             "split": split[:, i],
         })
-        for i, entry in enumerate(_UNIVERSE)
+        for i, entry in enumerate(universe)
     }
 
 
@@ -322,12 +350,12 @@ class _Paths(NamedTuple):
     vol: np.ndarray  # (days, symbols) today's expected daily volatility
 
 
-def _simulate_returns(rng: np.random.Generator, n_days: int) -> _Paths:
+def _simulate_returns(rng: np.random.Generator, n_days: int, universe: tuple[DemoSymbol, ...]) -> _Paths:
     """The factor model of the module docstring, one (days x symbols) array per term."""
-    n_sym, total = len(_UNIVERSE), n_days + _BURN_IN
+    n_sym, total = len(universe), n_days + _BURN_IN
     sectors = list(_SECTORS)
-    sector_of = np.array([sectors.index(e.sector) for e in _UNIVERSE])
-    profile = [(_SECTORS[e.sector], _CAPS[e.cap]) for e in _UNIVERSE]
+    sector_of = np.array([sectors.index(e.sector) for e in universe])
+    profile = [(_SECTORS[e.sector], _CAPS[e.cap]) for e in universe]
     idio_base = np.array([cap.idio_vol * sec.idio_scale for sec, cap in profile])
     idio_base *= np.exp(rng.normal(0.0, 0.15, n_sym))
     beta = np.array([sec.beta * cap.beta_scale for sec, cap in profile]) * np.exp(rng.normal(0, 0.15, n_sym))
@@ -355,7 +383,7 @@ def _simulate_returns(rng: np.random.Generator, n_days: int) -> _Paths:
     drift = _ar1(drift_noise, _DRIFT_PERSISTENCE)[_BURN_IN:] * (_DRIFT_SIZE * idio_base)
     calm = 2.0 / (1.0 + turbulence**2)
 
-    jump, rebound = _jumps(rng, n_days)
+    jump, rebound = _jumps(rng, n_days, universe)
     log_return = (mu + beta * market[:, None] + gamma * sector[:, sector_of] + calm[:, None] * drift
                   + idio + jump + rebound)
     vol = np.sqrt((beta * market_vol[:, None]) ** 2 + (gamma * sector_vol[:, sector_of]) ** 2 + idio_vol**2)
@@ -370,9 +398,9 @@ def _squeeze(log_return: np.ndarray) -> np.ndarray:
     return np.where(excess > 0, squeezed, log_return)
 
 
-def _jumps(rng: np.random.Generator, n_days: int) -> tuple[np.ndarray, np.ndarray]:
+def _jumps(rng: np.random.Generator, n_days: int, universe: tuple[DemoSymbol, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Rare overnight gaps, and the share of each given back evenly over the next days."""
-    caps = [_CAPS[e.cap] for e in _UNIVERSE]
+    caps = [_CAPS[e.cap] for e in universe]
     rate = np.array([cap.jumps for cap in caps]) / n_days
     scale = np.array([cap.jump_scale for cap in caps])
     happens = rng.random((n_days, len(caps))) < rate
@@ -386,13 +414,14 @@ def _jumps(rng: np.random.Generator, n_days: int) -> tuple[np.ndarray, np.ndarra
     return jump, np.cumsum(steps, axis=0)[:n_days]
 
 
-def _dividend_calendar(rng: np.random.Generator, days: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
+def _dividend_calendar(rng: np.random.Generator, days: pd.DatetimeIndex,
+                       universe: tuple[DemoSymbol, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Ex-dividend rows (quarters x payers) and the payers' column numbers.
 
     Each payer keeps its own months (e.g. Feb/May/Aug/Nov) and day of month, like real companies.
     """
     pays = np.array([_SECTORS[e.sector].always_pays or rng.random() < _CAPS[e.cap].pays_dividend
-                     for e in _UNIVERSE])
+                     for e in universe])
     payers = np.flatnonzero(pays)
     first_month = rng.integers(1, 4, payers.size)
     day_of_month = rng.integers(5, 25, payers.size)
@@ -431,18 +460,18 @@ class _Prices(NamedTuple):
 
 
 def _raw_prices(rng: np.random.Generator, log_return: np.ndarray, split: np.ndarray,
-                ex_rows: np.ndarray, payers: np.ndarray) -> _Prices:
+                ex_rows: np.ndarray, payers: np.ndarray, universe: tuple[DemoSymbol, ...]) -> _Prices:
     """Raw closes that drop by each dividend and split, and the total-return adjusted close.
 
     A dividend D on ex-day t takes the factor (1 - D / close[t-1]) out of the raw price, exactly
     the factor a data vendor puts back, so adj_close follows the simulated total return.
     """
     growth = np.exp(np.cumsum(log_return, axis=0)) / np.cumprod(split, axis=0)
-    target = np.array([_CAPS[e.cap].price for e in _UNIVERSE]) * np.exp(rng.normal(0.0, 0.3, len(_UNIVERSE)))
+    target = np.array([_CAPS[e.cap].price for e in universe]) * np.exp(rng.normal(0.0, 0.3, len(universe)))
     start = np.maximum(target / np.median(growth, axis=0), _MIN_PRICE / growth.min(axis=0))
     undivided = start * growth
 
-    yields = np.array([_SECTORS[_UNIVERSE[p].sector].dividend_yield for p in payers])
+    yields = np.array([_SECTORS[universe[p].sector].dividend_yield for p in payers])
     yields *= np.exp(rng.normal(0.0, 0.25, payers.size))
     split_level = np.cumprod(split, axis=0)[:, payers]
     dividend = np.zeros_like(undivided)
@@ -473,7 +502,8 @@ class _Bars(NamedTuple):
     volume: np.ndarray
 
 
-def _bars(rng: np.random.Generator, paths: _Paths, close: np.ndarray, split: np.ndarray) -> _Bars:
+def _bars(rng: np.random.Generator, paths: _Paths, close: np.ndarray, split: np.ndarray,
+          universe: tuple[DemoSymbol, ...]) -> _Bars:
     """Open/high/low around the raw close, and volume that rises on big moves.
 
     Gaps (jumps, dividends, splits) happen overnight, so they sit between yesterday's close and
@@ -486,7 +516,7 @@ def _bars(rng: np.random.Generator, paths: _Paths, close: np.ndarray, split: np.
     high = np.maximum(open_, close) * np.exp(0.5 * vol * np.abs(rng.standard_normal(shape)))
     low = np.minimum(open_, close) * np.exp(-0.5 * vol * np.abs(rng.standard_normal(shape)))
 
-    level = np.array([_CAPS[e.cap].volume for e in _UNIVERSE]) * np.exp(rng.normal(0.0, 0.4, len(_UNIVERSE)))
+    level = np.array([_CAPS[e.cap].volume for e in universe]) * np.exp(rng.normal(0.0, 0.4, len(universe)))
     surprise = np.abs(paths.log_return) / vol
     persistent = _ar1(rng.standard_normal((shape[0] + _BURN_IN, shape[1])) * 0.25, 0.7)[_BURN_IN:]
     log_volume = np.log(level * np.cumprod(split, axis=0)) + 0.3 * (surprise - 0.8) + persistent

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 from backend.prices.base import FetchResult, PriceSource
 from backend.prices.demo_market import (
+    DEFAULT_SIZE,
     DEMO_END,
     DEMO_START,
     EXTENSION_END,
@@ -27,10 +28,12 @@ class DemoMarketSource(PriceSource):
 
     is_demo = True
 
-    def __init__(self, seed: int, max_daily_move: float, *, extended: bool = False) -> None:
+    def __init__(self, seed: int, max_daily_move: float, *, extended: bool = False, size: int = DEFAULT_SIZE) -> None:
         self.seed = seed
         self.max_daily_move = max_daily_move
-        self.key = f"demo:{seed}"
+        self.size = size
+        # Another size is another market (other draws): its prices never share the cache.
+        self.key = f"demo:{seed}" if size == DEFAULT_SIZE else f"demo:{seed}:{size}"
         # extended: the market continues through EXTENSION_END (generate_signals' later days);
         # training never asks for it, so its data stays exactly as it was.
         self.extended = extended
@@ -41,10 +44,10 @@ class DemoMarketSource(PriceSource):
         return {symbol: f"demo:{self.seed}:to:{self.end}" for symbol in symbols} if self.extended else {}
 
     def universe(self) -> list[DemoSymbol]:
-        return demo_universe()
+        return demo_universe(self.size)
 
     def fetch(self, symbols: list[str], start: str | None, end: str | None) -> Iterator[FetchResult]:
-        market = extended_market(self.seed) if self.extended else generate_market(self.seed)
+        market = extended_market(self.seed, self.size) if self.extended else generate_market(self.seed, self.size)
         origin = f"demo market (seed {self.seed})"
         for symbol in symbols:
             raw = market.get(symbol)

@@ -9,7 +9,8 @@ from backend.prices.base import PriceSource
 SOURCE_NAMES = ("yfinance", "csv", "demo")
 
 
-def make_source(name: str, *, prices_dir: Path | None, max_daily_move: float, demo_seed: int) -> PriceSource:
+def make_source(name: str, *, prices_dir: Path | None, max_daily_move: float, demo_seed: int,
+                demo_symbols: int = 82) -> PriceSource:
     """The PriceSource for data.source; ValueError naming the setting when it cannot be built."""
     if name == "yfinance":
         from backend.prices.yfinance_source import YFinanceSource
@@ -28,5 +29,5 @@ def make_source(name: str, *, prices_dir: Path | None, max_daily_move: float, de
         # Imported here so that a run on real data never loads the demo market (and vice versa).
         from backend.prices.demo_source import DemoMarketSource
 
-        return DemoMarketSource(seed=demo_seed, max_daily_move=max_daily_move)
+        return DemoMarketSource(seed=demo_seed, max_daily_move=max_daily_move, size=demo_symbols)
     raise ValueError(f"unknown price source {name!r}: use one of {', '.join(SOURCE_NAMES)}")

@@ -50,7 +50,7 @@ def _chosen_source(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
     """--demo is --source demo; --prices-dir alone means --source csv; None: the default."""
     if args.demo and args.source not in (None, "demo"):
         parser.error(f"--demo contradicts --source {args.source}; use one of them")
-    source = "demo" if args.demo else args.source
+    source = "demo" if args.demo or (getattr(args, "demo_symbols", None) and args.source is None) else args.source
     if args.prices_dir is not None and source is None:
         source = "csv"
     return source
@@ -63,6 +63,8 @@ def build_run_parser() -> argparse.ArgumentParser:
                     "automatically where the last run stopped.")
     parser.add_argument("--demo", action="store_true", help="offline demo market (same as --source demo)")
     parser.add_argument("--source", choices=SOURCES, help="price source (default: yfinance)")
+    parser.add_argument("--demo-symbols", type=_positive_int, metavar="N",
+                        help="a demo market of N symbols (default 82; implies --demo), for scale tests")
     parser.add_argument("--prices-dir", type=Path, help="folder of SYM.csv / SYM.csv.gz files (--source csv)")
     parser.add_argument("--universe", type=Path, help="CSV with symbol,name,sector[,cap] (default: data/universe.csv)")
     parser.add_argument("--config", type=Path, dest="config_path", help="TOML file overriding the default settings")
@@ -90,7 +92,7 @@ def parse_run_options(argv: list[str]) -> RunOptions:
                       prices_dir=args.prices_dir, universe=args.universe, max_symbols=args.max_symbols,
                       start=args.start, end=args.end, jobs=args.jobs, allow_sleep=args.allow_sleep,
                       open_report=not args.no_open, tune_trials=args.tune_trials,
-                      tune_minutes=args.tune_minutes, cluster=args.cluster)
+                      tune_minutes=args.tune_minutes, cluster=args.cluster, demo_symbols=args.demo_symbols)
 
 
 def run_training_main(argv: list[str]) -> int:

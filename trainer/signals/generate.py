@@ -185,14 +185,15 @@ def _source(manifest: dict[str, Any], options: SignalOptions) -> PriceSource:
         name = trained.split(":", 1)[0] or "yfinance"
         if name == "csv" and folder is None:
             folder = Path(trained.split(":", 1)[1])
+    size = int(manifest["config"]["data"].get("demo_symbols", 82))
     if trained.startswith("demo:"):
-        seed = int(trained.split(":", 1)[1])
+        seed = int(trained.split(":")[1])
     max_move = float(manifest["config"]["data"]["max_daily_move"])
     try:
         if name == "demo":
             from backend.prices.demo_source import DemoMarketSource
 
-            return DemoMarketSource(seed=seed, max_daily_move=max_move, extended=True)
+            return DemoMarketSource(seed=seed, max_daily_move=max_move, extended=True, size=size)
         return make_source(name, prices_dir=folder, max_daily_move=max_move, demo_seed=seed)
     except ValueError as error:
         raise SignalsError(str(error)) from None
