@@ -70,7 +70,10 @@ def _raise_interrupt(signum: int, _frame: object) -> None:
 
 
 def install_stop_handlers() -> None:
-    """SIGTERM, SIGHUP (a closed terminal) and SIGBREAK (Windows, a closed console) behave like Ctrl+C."""
+    """SIGTERM, SIGHUP (a closed terminal) and SIGBREAK (Windows, a closed console) behave like Ctrl+C.
+    SIGINT itself too, even when the program was started with it ignored (a shell script's
+    'command &' starts it so, and Python then keeps ignoring it): 'kill -INT' must save and stop."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     if hasattr(signal, "SIGBREAK"):
         signal.signal(signal.SIGBREAK, _raise_interrupt)
