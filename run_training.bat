@@ -98,9 +98,9 @@ echo Nothing was lost; fix it and run this file again.
 goto finish
 
 :exit_3
-echo Exit code 3: data error: no usable prices (message above names the files or symbols)
+echo Exit code 3: data error: the prices, the database, the disk or the cluster cannot be used (message above names which and what to do)
 echo Do what the message above says: it names the cause (the internet connection, the price
-echo files, a full disk or a damaged database), then run this file again.
+echo files, a full disk, a damaged database or the Dask cluster), then run this file again.
 goto finish
 
 :exit_4

@@ -3,6 +3,7 @@ so the database ends exactly as with --jobs 1: same samples, features, market, m
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.slow
 SYMBOLS = 5
 
 
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: --jobs 2 runs one worker")
 def test_two_jobs_store_exactly_what_one_job_stores(tmp_path_factory, tmp_path):
     serial = shared_demo_run(tmp_path_factory, SYMBOLS)
     result = run_program("run_training.py", *demo_args(tmp_path, write_fast_config(tmp_path), SYMBOLS, "--jobs", "2"),

@@ -4,6 +4,7 @@ it must end with exactly the trials, the chosen parameters and the models of a r
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 
 import pytest
@@ -118,6 +119,7 @@ def test_the_time_limit_stops_the_search_and_says_so(tmp_path):
     assert "The time limit stopped the search before every trial ran." in report
 
 
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: --jobs 2 runs one worker")
 def test_two_jobs_tune_and_train_exactly_like_one(tmp_path, uninterrupted):
     """--jobs 2 fits a trial's folds, and each model's folds and refit, in two worker processes with
     one thread each; trials, chosen parameters, models and metrics are the same, bit for bit."""

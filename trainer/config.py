@@ -349,9 +349,9 @@ def validate(config: Config, source: str = "config", *, given_on_command_line: s
     if config.data.start and config.data.end and config.data.start >= config.data.end:
         problems.append(f"{name('data.start')} ({config.data.start}) must be before {name('data.end')} "
                         f"({config.data.end})")
-    if not 10 <= config.data.demo_symbols <= 10_000:
+    if not 10 <= config.data.demo_symbols <= 3000:
         problems.append(f"{name('data.demo_symbols')} is {config.data.demo_symbols}; the demo market has 10 to "
-                        "10000 symbols (82 by default)")
+                        "3000 symbols (82 by default; it is generated in memory at once)")
     elif config.data.demo_symbols != 82 and config.data.source != "demo":
         problems.append(f"{name('data.demo_symbols')} sizes the demo market; use it with --demo")
     if config.labels.horizon < 1 or config.labels.stride < 1 or config.labels.vol_window < 2:

@@ -55,6 +55,10 @@ class ClusterError(RuntimeError):
 
 
 _clients: dict[str, Any] = {}  # scheduler address -> its distributed.Client, one per run process
+# address -> (shared, its future on the workers): the data last sent, reused while the caller passes
+# the same object (the training data of every model and every tuning trial of a phase), released
+# when another comes; shared is kept so that its id stays its own.
+_scattered: dict[str, tuple[Any, Any]] = {}
 
 
 def connect(address: str) -> Any:
@@ -68,7 +72,7 @@ def connect(address: str) -> Any:
                                "(the 'cluster' extra of pyproject.toml), or run without --cluster.") from None
         try:
             _clients[address] = Client(address, timeout=20, set_as_default=False)
-        except (OSError, TimeoutError) as error:
+        except (OSError, TimeoutError, ValueError) as error:
             raise ClusterError(f"The Dask scheduler at {address} cannot be reached ({error}). Start it with "
                                "'python -m dask scheduler' and workers with 'python -m dask worker ADDRESS' (see the "
                                "README), check the address, or run without --cluster.") from None
@@ -77,6 +81,7 @@ def connect(address: str) -> Any:
 
 def close_clusters() -> None:
     """Disconnect from every scheduler (the cluster itself keeps running for the next run)."""
+    _scattered.clear()
     while _clients:
         _, client = _clients.popitem()
         client.close()
@@ -109,7 +114,10 @@ def _on_cluster(client: Any, address: str, function: Callable[..., T], shared: A
 
     workers = max(1, len(client.scheduler_info(n_workers=-1).get("workers", {})))
     window = 2 * workers
-    shared_future = client.scatter(shared, broadcast=True, hash=False)
+    if address not in _scattered or _scattered[address][0] is not shared:
+        _scattered.pop(address, None)  # the earlier data's future is released on the workers
+        _scattered[address] = (shared, client.scatter(shared, broadcast=True, hash=False))
+    shared_future = _scattered[address][1]
     pending: deque = deque()
     source = iter(items)
     try:

@@ -50,7 +50,11 @@ def _chosen_source(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
     """--demo is --source demo; --prices-dir alone means --source csv; None: the default."""
     if args.demo and args.source not in (None, "demo"):
         parser.error(f"--demo contradicts --source {args.source}; use one of them")
-    source = "demo" if args.demo or (getattr(args, "demo_symbols", None) and args.source is None) else args.source
+    demo_symbols = getattr(args, "demo_symbols", None)
+    if demo_symbols and (args.source not in (None, "demo") or args.prices_dir is not None):
+        parser.error("--demo-symbols sizes the demo market; it cannot be used with --source "
+                     f"{args.source or 'csv'} or --prices-dir")
+    source = "demo" if args.demo or (demo_symbols and args.source is None) else args.source
     if args.prices_dir is not None and source is None:
         source = "csv"
     return source
@@ -72,7 +76,8 @@ def build_run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-symbols", type=_positive_int, help="use only the first N symbols of the universe")
     parser.add_argument("--start", help="first date, YYYY-MM-DD (default 2005-01-01)")
     parser.add_argument("--end", help="last date, YYYY-MM-DD (default: newest available)")
-    parser.add_argument("--jobs", type=_positive_int, help="parallel worker processes for the backtest")
+    parser.add_argument("--jobs", type=_positive_int,
+                        help="worker processes for the backtest and the model fits (at most the cores)")
     parser.add_argument("--allow-sleep", action="store_true", help="let Windows sleep while training runs")
     parser.add_argument("--tune-trials", type=_positive_int, metavar="N",
                         help="search N hyperparameter sets per tuned model (config [tuning]; resumable)")

@@ -13,7 +13,8 @@ MEANING = {
     UNEXPECTED_ERROR: "unexpected error (see logs/training.log); progress up to the last finished "
                       "symbol or model is saved",
     CONFIG_ERROR: "configuration error: a setting, argument or config file needs fixing (message above)",
-    DATA_ERROR: "data error: no usable prices (message above names the files or symbols)",
+    DATA_ERROR: "data error: the prices, the database, the disk or the cluster cannot be used (message above "
+                "names which and what to do)",
     INTERRUPTED: "interrupted; progress is saved and the next run resumes where it stopped",
     ALREADY_RUNNING: "another training run is already working in this folder; wait for it or stop it",
 }

@@ -107,7 +107,8 @@ def _apply(paths: WorkPaths, manager: CheckpointManager, state: dict[str, Any] |
         manager.start(state)
     else:
         manager.delete()
-        paths.tuning_database.unlink(missing_ok=True)
+        for suffix in ("", "-journal", "-wal", "-shm"):  # a journal left by a kill must not meet a new file
+            paths.tuning_database.with_name(paths.tuning_database.name + suffix).unlink(missing_ok=True)
         for folder in paths.checkpoints.glob("*"):
             if folder.is_dir():
                 shutil.rmtree(folder)

@@ -93,6 +93,10 @@ def _tuning(state: dict[str, Any], running: bool, since_update: float) -> dict[s
         entry = progress.get(model, {})
         done, pace = entry.get("trials_done", 0), entry.get("seconds_per_trial")
         eta = None if pace is None else max(0.0, (planned - done) * pace - (since_update if model == current else 0.0))
+        minutes = config.get("tuning.minutes") or 0
+        if eta is not None and minutes:  # the time limit ends it sooner (its share per model, plus one trial)
+            eta = min(eta, max(0.0, minutes * 60 / len(config.get("tuning.models") or [model])
+                               - entry.get("seconds", 0.0)) + pace)
         result[model] = {"trials_done": done, "trials_planned": planned, "best_value": entry.get("best_value"),
                          "stopped_by_time": done < planned and state["current_phase"] not in (
                              "prices", "market", "backtest", "dataset", "tuning"),

@@ -44,6 +44,15 @@ def run_tuning_phase(context: RunContext) -> None:
         return
     data = prepare_data(context)
     storage = open_storage(context.paths.tuning_database)
+    try:
+        _tune(context, data, storage)
+    finally:
+        storage.engine.dispose()  # the file is not held open after the phase (Windows locks open files)
+    context.advance("tuning")
+
+
+def _tune(context: RunContext, data: TrainingData, storage: optuna.storages.RDBStorage) -> None:
+    tuning = context.config.tuning
     settings = {model: SearchSettings(model, tuning.trials, tuning.metric, context.config.seed,
                                       context.config.training.uniqueness_weights,
                                       context.config.training.ensemble_min_train_years, jobs=context.config.run.jobs,
@@ -100,7 +109,6 @@ def run_tuning_phase(context: RunContext) -> None:
                 {"settings": {"trials": tuning.trials, "minutes": tuning.minutes, "metric": tuning.metric},
                  "stopped_by_time": any(not result.finished for result in results.values()),
                  "models": summary})}])
-    context.advance("tuning")
 
 
 def _record(context: RunContext, result: SearchResult, trial_seconds_now: float | None) -> None:

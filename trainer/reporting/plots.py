@@ -172,7 +172,8 @@ def tuning_history(histories: Mapping[str, list[dict]], metric: str, maximise: b
             ax.scatter(x, y, color="#3b6ea5", s=18, label="trial")
             best = np.maximum.accumulate(y) if maximise else np.minimum.accumulate(y)
             ax.step(x, best, where="post", color="#b31d28", label="best so far")
-            ax.axhline(y[0], color="grey", lw=0.8, ls="--", label="default parameters (trial 1)")
+            if history[0]["state"] == "complete" and history[0]["value"] is not None:
+                ax.axhline(history[0]["value"], color="grey", lw=0.8, ls="--", label="default parameters (trial 1)")
         if pruned:
             x, y = zip(*pruned, strict=True)
             ax.scatter(x, y, facecolors="none", edgecolors="#999999", s=18, label="pruned (last fold reported)")

@@ -39,6 +39,7 @@ from trainer.ml.fitting import FitTask, TrainingData, fitted_in_order
 from trainer.ml.metrics import evaluate
 from trainer.ml.models import default_parameters
 from trainer.tuning.spaces import SPACES, suggest
+from trainer.workers import ClusterError, worker_count
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def open_storage(path: Path) -> optuna.storages.RDBStorage:
     optuna.logging.enable_propagation()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # A long busy timeout: check_checkpoint.py may be reading while a trial is written.
+        # A long busy timeout, should another program (a viewer such as optuna-dashboard) read the file.
         return optuna.storages.RDBStorage(f"sqlite:///{path.resolve().as_posix()}",
                                           engine_kwargs={"connect_args": {"timeout": 30}})
     except Exception as error:  # noqa: BLE001 - SQLAlchemy/alembic raise many kinds; all mean "cannot use it"
@@ -230,9 +231,16 @@ def make_objective(settings: SearchSettings, data: TrainingData) -> Callable[[op
             return score_folds(trial)
         except (optuna.TrialPruned, ValueError):
             raise
-        except BaseException:  # Ctrl+C, SIGTERM, a full disk: not the parameters' fault, so run it again
+        except (KeyboardInterrupt, SystemExit, ClusterError, OSError):
+            # Ctrl+C, SIGTERM, a lost cluster, a full disk: not the parameters' fault, so run it again.
             trial.set_user_attr(INTERRUPTED, True)
             raise
+        except Exception as error:  # noqa: BLE001 - e.g. MemoryError or a booster's own error
+            # Most likely these parameters (a huge tree on a big universe): a failed trial that counts,
+            # so a resumed search does not hit the same wall forever.
+            log.warning("tuning %s: trial %d failed (%s: %s); it counts as failed", settings.model, trial.number,
+                        type(error).__name__, error)
+            raise ValueError(f"{type(error).__name__}: {error}") from error
 
     def score_folds(trial: optuna.Trial) -> float:
         params = suggest(trial, settings.model)
@@ -250,10 +258,15 @@ def make_objective(settings: SearchSettings, data: TrainingData) -> Callable[[op
                 rows = np.unique(np.concatenate(scored))
                 value = _score(settings.metric, dataset.y[rows], oof[rows], dataset.returns[rows])
                 trial.report(value, step)
-                if trial.should_prune():
+                if step < len(tasks) - 1 and trial.should_prune():  # a trial scored on every fold completes
+                    if not settings.cluster and worker_count(settings.jobs, len(tasks)) > 1:
+                        # The other folds already run in the worker processes; closing joblib's stream
+                        # early would end those processes, and every pruned trial would pay to start them.
+                        for _ in fitted:
+                            pass
                     raise optuna.TrialPruned()
         finally:
-            fitted.close()  # a pruned trial's folds still running in workers are abandoned
+            fitted.close()  # on a cluster, the pruned trial's remaining fits are cancelled
         return value
 
     return objective
