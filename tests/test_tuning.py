@@ -161,3 +161,21 @@ def test_the_time_limit_is_asked_before_each_trial(tmp_path, data):
     result = search(study, _settings("logistic_regression"), data, out_of_time=out_of_time,
                     after_trial=lambda result: None)
     assert result.counted == 2 and not result.finished and result.seconds > 0
+
+
+class _FailsOnce(_InterruptedOnce):
+    """A fit runs out of memory (as a huge tree on a big universe would)."""
+
+    def fit(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == self.at:
+            raise MemoryError("cannot allocate 12 GB")
+        return TrainingData.fit(self, *args, **kwargs)
+
+
+def test_a_trial_that_fails_from_its_parameters_counts_and_the_search_goes_on(tmp_path, data):
+    study = load_study(open_storage(tmp_path / "tuning.db"), "run/lr", "auc_directional")
+    result = search(study, _settings("logistic_regression"), _FailsOnce(data, at=5), out_of_time=lambda: False,
+                    after_trial=lambda result: None)
+    assert result.counted == TRIALS and result.failed == 1 and result.orphaned == 0
+    assert [trial["state"] for trial in result.history].count("fail") == 1
