@@ -222,6 +222,17 @@ def real_data_args(prices_dir: Path) -> list[str]:
     return ["--source", "csv", "--prices-dir", str(prices_dir), "--universe", str(prices_dir / REAL_UNIVERSE_NAME)]
 
 
+def real_run_args(prices_dir: Path, config: Path | None, max_symbols: int | None) -> list[str] | None:
+    """real_data_args plus an optional config and symbol limit; None (said) when the folder is missing."""
+    if not (prices_dir / REAL_UNIVERSE_NAME).exists():
+        print(f"No price folder with {REAL_UNIVERSE_NAME} at {prices_dir}: nothing to benchmark.")
+        return None
+    run_args = real_data_args(prices_dir)
+    run_args += ["--config", str(config.resolve())] if config else []
+    run_args += ["--max-symbols", str(max_symbols)] if max_symbols else []
+    return run_args
+
+
 @dataclass(frozen=True)
 class PipelineRun:
     """The figures of one whole run_training.py run, from the process and what it stored."""

@@ -15,11 +15,10 @@ from pathlib import Path
 
 from common import (
     REAL_DATA_DIR,
-    REAL_UNIVERSE_NAME,
     ProgramFailed,
     open_database,
     progress,
-    real_data_args,
+    real_run_args,
     run_pipeline,
 )
 
@@ -37,12 +36,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--config", type=Path)
     parser.add_argument("--max-symbols", type=int)
     args = parser.parse_args(argv)
-    if not (args.prices_dir / REAL_UNIVERSE_NAME).exists():
-        print(f"No price folder with {REAL_UNIVERSE_NAME} at {args.prices_dir}: nothing to benchmark.")
+    run_args = real_run_args(args.prices_dir, args.config, args.max_symbols)
+    if run_args is None:
         return 0
-    run_args = real_data_args(args.prices_dir)
-    run_args += ["--config", str(args.config.resolve())] if args.config else []
-    run_args += ["--max-symbols", str(args.max_symbols)] if args.max_symbols else []
     runs, stored = {}, {}
     for jobs in (1, 2):
         with tempfile.TemporaryDirectory(prefix=f"trainer-jobs{jobs}-") as folder:

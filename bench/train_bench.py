@@ -23,7 +23,7 @@ from common import (
     Report,
     open_database,
     progress,
-    real_data_args,
+    real_run_args,
     report_pipeline,
     run_pipeline,
 )
@@ -70,12 +70,9 @@ def print_models(connection: sqlite3.Connection, base_models: Sequence[str]) -> 
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    if not (args.prices_dir / REAL_UNIVERSE_NAME).exists():
-        print(f"No price folder with {REAL_UNIVERSE_NAME} at {args.prices_dir}: nothing to benchmark.")
+    run_args = real_run_args(args.prices_dir, args.config, args.max_symbols)
+    if run_args is None:
         return 0
-    run_args = real_data_args(args.prices_dir)
-    run_args += ["--config", str(args.config.resolve())] if args.config else []
-    run_args += ["--max-symbols", str(args.max_symbols)] if args.max_symbols else []
     report = Report()
     with tempfile.TemporaryDirectory(prefix="trainer-train-bench-") as folder:
         workdir = Path(folder)
