@@ -274,14 +274,15 @@ def test_factory_builds_yfinance_and_demo_and_rejects_unknown_names(monkeypatch)
     assert make_source("yfinance", prices_dir=None, max_daily_move=MAX_MOVE, demo_seed=7).key == "yfinance"
 
     class FakeDemo:
-        def __init__(self, seed: int, max_daily_move: float) -> None:
-            self.seed, self.max_daily_move = seed, max_daily_move
+        def __init__(self, seed: int, max_daily_move: float, size: int) -> None:
+            self.seed, self.max_daily_move, self.size = seed, max_daily_move, size
 
     module = types.ModuleType("backend.prices.demo_source")
     module.DemoMarketSource = FakeDemo
     monkeypatch.setitem(sys.modules, "backend.prices.demo_source", module)
     demo = make_source("demo", prices_dir=None, max_daily_move=0.5, demo_seed=11)
-    assert isinstance(demo, FakeDemo) and (demo.seed, demo.max_daily_move) == (11, 0.5)
+    assert isinstance(demo, FakeDemo) and (demo.seed, demo.max_daily_move, demo.size) == (11, 0.5, 82)
+    assert make_source("demo", prices_dir=None, max_daily_move=0.5, demo_seed=11, demo_symbols=500).size == 500
 
     with pytest.raises(ValueError, match="unknown price source 'stooq': use one of yfinance, csv, demo"):
         make_source("stooq", prices_dir=None, max_daily_move=MAX_MOVE, demo_seed=7)
