@@ -14,10 +14,12 @@ Why these choices:
   process works in this folder, so every RUNNING trial found at the start is an orphan: it is
   failed at once (marked "orphaned") and not counted. A trial stopped by Ctrl+C or any other
   interruption (Optuna records those as failed) is marked "interrupted" and not counted either.
-  Trials failed by a ValueError (parameters that cannot be fitted on this data) are counted, so
-  such a set is not retried forever.
-- Pruning: after each voting fold the score of the folds so far is reported, and Optuna's median
-  pruner stops a trial below the median of the finished trials at that fold.
+  Trials failed by an error raised in Python (a ValueError, a MemoryError, a booster's error:
+  parameters that cannot be fitted on this data) are counted, so such a set is not retried
+  forever; one that gets the run or a cluster's workers killed is drawn again on the next run.
+- Pruning: after each voting fold but the last the score of the folds so far is reported, and
+  Optuna's median pruner stops a trial below the median of the finished trials at that fold. At
+  --jobs > 1 the trial's other folds are already running, so pruning saves little there.
 """
 
 from __future__ import annotations
