@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from typing import Any
 
 import optuna
@@ -78,21 +77,18 @@ def _tune(context: RunContext, data: TrainingData, storage: optuna.storages.RDBS
             before = summarise(studies[model], settings[model])
             task = progress.add_task(_description(model, before, tuning.metric), total=tuning.trials,
                                      completed=before.counted)
-            trial_started = time.monotonic()
 
             def after_trial(result: SearchResult, model: str = model, task: Any = task) -> None:
-                nonlocal trial_started
-                _record(context, result, time.monotonic() - trial_started)
-                trial_started = time.monotonic()
+                _record(context, result)
                 progress.update(task, completed=result.counted, description=_description(model, result, tuning.metric))
                 last = result.history[-1] if result.history else None
                 log.info("tuning %s: trial %d/%d %s value %s", model, result.counted, result.planned,
                          last and last["state"], last and last["value"])
 
-            _record(context, before, None)
+            _record(context, before)
             results[model] = search(studies[model], settings[model], data,
                                     out_of_time=lambda model=model: out_of_time(model), after_trial=after_trial)
-            _record(context, results[model], None)
+            _record(context, results[model])
     for model, result in results.items():
         if "default_holdout" not in state[model]:
             state[model]["default_holdout"] = _default_holdout(context, data, model, tuning.metric)
@@ -111,15 +107,13 @@ def _tune(context: RunContext, data: TrainingData, storage: optuna.storages.RDBS
                  "models": summary})}])
 
 
-def _record(context: RunContext, result: SearchResult, trial_seconds_now: float | None) -> None:
+def _record(context: RunContext, result: SearchResult) -> None:
     """The model's progress in the checkpoint (check_checkpoint.py reads it), saved atomically."""
     entry = context.state.setdefault("tuning", {}).setdefault(result.model, {})
     entry.update(trials_done=result.counted, trials_planned=result.planned, best_value=result.best_value,
                  default_value=result.default_value, pruned=result.pruned, seconds=result.seconds)
     if result.counted:
         entry["seconds_per_trial"] = round(result.seconds / result.counted, 2)
-    if trial_seconds_now is not None:
-        entry["last_trial_seconds"] = round(trial_seconds_now, 2)
     context.checkpoint.save()
 
 
