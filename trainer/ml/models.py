@@ -34,6 +34,7 @@ from sklearn.svm import LinearSVC
 from threadpoolctl import threadpool_limits
 from xgboost import XGBClassifier
 
+from trainer.ml import fast_binning
 from trainer.ml.dataset import purged_recent_slice
 from trainer.ml.sample_weights import training_weights
 
@@ -45,6 +46,7 @@ EARLY_STOPPING_SHARE = 0.15  # the most recent share of the training rows judges
 EARLY_STOPPING_ROUNDS = 50
 MAX_EPOCHS = 100
 EPOCH_PATIENCE = 8
+DUAL_MAX_C = 0.1  # the SVM solves its dual up to this C, its primal above (measured, see _CalibratedSVM)
 
 
 _budget = [MAX_THREADS]  # threads per fit in this process (1 in a --jobs worker beside another)
@@ -302,9 +304,13 @@ class _CalibratedSVM(_StoppingEstimator):
     def _svm(self) -> Pipeline:
         # tol 1e-2 instead of liblinear's 1e-4: on the demo's training period one fit took 6.7 s
         # instead of 12.1 s with the holdout directional AUC of its decision values 0.6050 vs 0.6051.
-        return make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
-                             Nystroem(kernel="rbf", n_components=300, random_state=self.seed),
-                             LinearSVC(C=0.01, dual=False, tol=1e-2, random_state=self.seed)).set_params(**self.params)
+        svm = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
+                            Nystroem(kernel="rbf", n_components=300, random_state=self.seed),
+                            LinearSVC(C=0.01, tol=1e-2, random_state=self.seed)).set_params(**self.params)
+        # The same convex problem, solved on the side that converges faster: dual coordinate descent
+        # for small C, primal Newton for large. 70 real symbols, 5 fits: C 0.01 11.4 s vs 21.7 s,
+        # C 0.1 27.9 vs 43.1 s (holdout AUC equal to 4 digits); C 1: 176.8 vs 65.5 s.
+        return svm.set_params(linearsvc__dual=bool(svm[-1].C <= DUAL_MAX_C))
 
     _template = _svm
 
@@ -366,6 +372,7 @@ class _HistGradientBoosting(HistGradientBoostingClassifier):
     """
 
     def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None, sample_weight_val=None):
+        fast_binning.install()  # the same bin edges, found 10x faster (see the module)
         empty = np.isnan(X).all(axis=0)
         if empty.any():
             X = np.where(empty, 0.0, X)
@@ -373,8 +380,8 @@ class _HistGradientBoosting(HistGradientBoostingClassifier):
 
 
 def _gradient_boosting(seed: int) -> BaseEstimator:
-    # 63 bins, not 255: with sample weights sklearn computes every bin edge as a separate weighted
-    # percentile, which at 255 bins costs more than the boosting itself.
+    # 63 bins, not 255: chosen when sklearn's weighted bin edges cost more than the boosting
+    # (fast_binning has since made them cheap); kept so that the model stays the same.
     return _Booster("gradient_boosting", _HistGradientBoosting(
         max_iter=1000, learning_rate=0.05, max_leaf_nodes=31, max_bins=63, min_samples_leaf=100,
         l2_regularization=1.0, early_stopping=False, random_state=seed))
@@ -386,7 +393,10 @@ def _neural_network(seed: int) -> BaseEstimator:
 
 def _logistic_regression(seed: int) -> BaseEstimator:
     return make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
-                         LogisticRegression(C=0.1, max_iter=1000, random_state=seed))
+                         # Newton-Cholesky: 63 features make the Hessian small, and it converges in a few
+                         # steps where lbfgs stopped short of the optimum at its tolerance (5 fits on the 70
+                         # real symbols 1.8 s instead of 3.9 s, holdout directional AUC 0.5132 vs 0.5130).
+                         LogisticRegression(C=0.1, solver="newton-cholesky", max_iter=1000, random_state=seed))
 
 
 def _svm(seed: int) -> BaseEstimator:
