@@ -44,6 +44,9 @@ class RunContext:
     checkpoint: CheckpointManager
     notices: list[str] = field(default_factory=list)  # what the start-up did (recovery, reconcile)
     resumed: bool = False  # a checkpoint of this run existed before this process started
+    # Data derived from the database that no later phase changes, kept for this process's run so
+    # that phases share it instead of each reading it again (the samples: see prepare_data).
+    derived: dict[str, Any] = field(default_factory=dict)
 
     @property
     def state(self) -> dict:

@@ -43,9 +43,13 @@ from trainer.ml.sample_weights import training_weights
 MAX_THREADS = 2
 N_CLASSES = 3  # 0 SELL, 1 HOLD, 2 BUY
 EARLY_STOPPING_SHARE = 0.15  # the most recent share of the training rows judges early stopping
-EARLY_STOPPING_ROUNDS = 50
+# Patience: was 50 rounds (8 epochs). With 20 (4) every stopping fit on the 70 real symbols and
+# the demo chose the same round (epoch) but one (a lightgbm fold of the demo: 85 -> 54 rounds, its
+# out-of-fold AUC 0.5489 -> 0.5511); every refit, so every holdout figure, stayed the same, and
+# the boosters and the network trained about 30% faster.
+EARLY_STOPPING_ROUNDS = 20
 MAX_EPOCHS = 100
-EPOCH_PATIENCE = 8
+EPOCH_PATIENCE = 4
 DUAL_MAX_C = 0.1  # the SVM solves its dual up to this C, its primal above (measured, see _CalibratedSVM)
 
 
