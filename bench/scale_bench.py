@@ -3,10 +3,11 @@ other in this bench run, each in a fresh work folder, started as a user starts i
 
     python bench/scale_bench.py [--symbols 82,500,2400] [--jobs 2] [--config fast.toml]
 
-Prints per size: samples, seconds per phase, the whole wall time, and peak memory, both of the
-run process and of the run with its worker processes (the sum of their resident sets, sampled
-every half second from /proc; Linux only). The targets of issue 14 (500 symbols: 15 minutes,
-3 GB; 2,400 symbols: 8 GB) are shown beside the figures.
+Prints per size: samples, seconds per phase, the whole wall time, and peak memory: the resident
+set of the run process, and the run with its worker processes as the sum of their proportional
+set sizes (PSS, shared pages counted once; sampled every half second from /proc; Linux only).
+The targets of issue 14 (500 symbols: 15 minutes, 3 GB; 2,400 symbols: 8 GB) are shown beside
+the figures.
 """
 
 from __future__ import annotations
@@ -34,14 +35,24 @@ PHASES = ("backtest", "dataset", "tuning", "training", "ensemble", "benchmarks",
 TARGETS = {500: (15 * 60, 3 * 1024), 2400: (None, 8 * 1024)}  # seconds, MiB
 
 
-def tree_rss_mib(pid: int) -> float:
-    """Resident memory of a process and all its descendants now (0 when /proc is not there)."""
+def _kib(path: str, field: str) -> int:
+    with open(path, encoding="ascii") as lines:
+        return next((int(line.split()[1]) for line in lines if line.startswith(field)), 0)
+
+
+def tree_pss_mib(pid: int) -> float:
+    """Proportional memory (PSS) of a process and all its descendants now: a page shared by k
+    processes (the memory-mapped training matrix, the libraries) counts 1/k in each, so the sum
+    is what the run takes from the machine. Falls back to the resident set where the kernel has
+    no smaps_rollup; 0 when /proc is not there."""
     total, todo = 0.0, [pid]
     while todo:
         current = todo.pop()
         try:
-            with open(f"/proc/{current}/status", encoding="ascii") as status:
-                total += next((int(line.split()[1]) for line in status if line.startswith("VmRSS:")), 0) / 1024
+            try:
+                total += _kib(f"/proc/{current}/smaps_rollup", "Pss:") / 1024
+            except FileNotFoundError:
+                total += _kib(f"/proc/{current}/status", "VmRSS:") / 1024
             for task in Path(f"/proc/{current}/task").iterdir():
                 todo += [int(child) for child in (task / "children").read_text().split()]
         except (FileNotFoundError, ProcessLookupError, PermissionError):
@@ -58,7 +69,7 @@ def run_size(symbols: int, jobs: int, config: Path | None, folder: Path) -> tupl
 
     def sample() -> None:
         while process.poll() is None:
-            peak[0] = max(peak[0], tree_rss_mib(process.pid))
+            peak[0] = max(peak[0], tree_pss_mib(process.pid))
             time.sleep(0.5)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -89,7 +100,7 @@ def main(argv: list[str]) -> int:
                          run.wall_seconds, run.peak_rss_mib, tree_peak))
     shown = [phase for phase in PHASES if any(phases.get(phase, 0) >= 0.5 for _, _, phases, *_ in rows)]
     print(f"\n{'symbols':>8}{'samples':>10}" + "".join(f"{phase[:10]:>11}" for phase in shown)
-          + f"{'whole':>9}{'run MiB':>9}{'all MiB':>9}  target")
+          + f"{'whole':>9}{'run MiB':>9}{'all PSS':>9}  target")
     for symbols, samples, phases, wall, main_peak, tree_peak in rows:
         seconds, memory = TARGETS.get(symbols, (None, None))
         target = ", ".join(part for part in (f"<= {seconds / 60:.0f} min" if seconds else "",
