@@ -1,7 +1,7 @@
 @echo off
-rem Double-click me. The first run builds .venv and installs the dependencies; every run trains
-rem or resumes where the last one stopped, explains how it ended and keeps this window open.
-rem Exit code: run_training.py's (trainer\exit_codes.py), 9009 when no Python 3.11+ was found,
+rem Double-click me. The first run builds .venv and installs the dependencies; every run makes
+rem the signals of the production model, explains how it ended and keeps this window open.
+rem Exit code: generate_signals.py's (trainer\exit_codes.py), 9009 when no Python 3.11+ was found,
 rem or bootstrap.py's when setting up the environment failed. Scripts that must not stop at the
 rem final pause can feed it an empty input (redirect from nul).
 rem No parenthesised blocks on purpose: variables inside a block expand before the block runs,

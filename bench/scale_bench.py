@@ -60,16 +60,20 @@ def tree_pss_mib(pid: int) -> float:
     return total
 
 
-def run_size(symbols: int, jobs: int, config: Path | None, folder: Path) -> tuple[ProgramRun, float]:
+def run_size(symbols: int, jobs: int, config: Path | None,
+             folder: Path) -> tuple[ProgramRun, float, dict[str, float]]:
+    """The run, the peak PSS of it with its workers, and that peak per phase (the checkpoint's
+    current phase at each sample: where the memory goes)."""
     args = ["--demo-symbols", symbols, "--jobs", jobs, "--workdir", folder, "--no-open"]
     args += ["--config", config.resolve()] if config else []
     started = time.perf_counter()
     process = start_program(entry_command("run_training.py", *args), folder / "bench-output.log")
-    peak = [0.0]
+    by_phase: dict[str, float] = {}
 
     def sample() -> None:
         while process.poll() is None:
-            peak[0] = max(peak[0], tree_pss_mib(process.pid))
+            phase = (read_checkpoint(folder) or {}).get("current_phase", "start-up")
+            by_phase[phase] = max(by_phase.get(phase, 0.0), tree_pss_mib(process.pid))
             time.sleep(0.5)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -77,7 +81,8 @@ def run_size(symbols: int, jobs: int, config: Path | None, folder: Path) -> tupl
     returncode, main_peak = wait_with_peak_rss(process)
     sampler.join(timeout=2)
     run = ProgramRun(time.perf_counter() - started, returncode, main_peak, folder / "bench-output.log")
-    return require_success(run, f"run_training.py --demo-symbols {symbols}"), peak[0]
+    run = require_success(run, f"run_training.py --demo-symbols {symbols}")
+    return run, max(by_phase.values(), default=0.0), by_phase
 
 
 def main(argv: list[str]) -> int:
@@ -91,13 +96,15 @@ def main(argv: list[str]) -> int:
         with tempfile.TemporaryDirectory(prefix=f"trainer-scale-{symbols}-") as folder:
             print(f"   ... run_training.py --demo-symbols {symbols} --jobs {args.jobs}", flush=True)
             try:
-                run, tree_peak = run_size(symbols, args.jobs, args.config, Path(folder))
+                run, tree_peak, by_phase = run_size(symbols, args.jobs, args.config, Path(folder))
             except ProgramFailed as error:
                 print(f"\nThe program failed:\n{error}", file=sys.stderr)
                 return 1
             state = read_checkpoint(Path(folder)) or {}
             rows.append((symbols, state.get("backtest", {}).get("total_samples", 0), phase_seconds(Path(folder)),
                          run.wall_seconds, run.peak_rss_mib, tree_peak))
+            print(f"   {symbols} symbols, peak PSS of the run and its workers by phase (MiB): "
+                  + ", ".join(f"{phase} {mib:,.0f}" for phase, mib in by_phase.items()), flush=True)
     shown = [phase for phase in PHASES if any(phases.get(phase, 0) >= 0.5 for _, _, phases, *_ in rows)]
     print(f"\n{'symbols':>8}{'samples':>10}" + "".join(f"{phase[:10]:>11}" for phase in shown)
           + f"{'whole':>9}{'run MiB':>9}{'all PSS':>9}  target")
