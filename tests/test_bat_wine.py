@@ -103,7 +103,8 @@ def run_bat(env: dict[str, str], app: Path, bat: str, *args: str, cwd: Path, **c
     """Run the bat as a double-click would (from another folder, empty input for the pause)."""
     log = app.parent / "stub.log"
     log.unlink(missing_ok=True)
-    env = {**env, "STUB_LOG": windows_path(log), **{f"STUB_{key.upper()}_RC": str(value) for key, value in codes.items()}}
+    chosen = {f"STUB_{key.upper()}_RC": str(value) for key, value in codes.items()}
+    env = {**env, "STUB_LOG": windows_path(log), **chosen}
     # wine starts a .bat as Explorer does, through cmd /c with the whole line quoted; "wine cmd /c
     # PATH ARG" would meet cmd's rule that strips the first and last quote of the line.
     result = subprocess.run([WINE, windows_path(app / bat), *args], env=env, cwd=cwd,
