@@ -74,11 +74,18 @@ def wine_env(tmp_path_factory) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def stub(tmp_path_factory) -> Path:
+def stub(tmp_path_factory, wine_env) -> Path:
+    """The stub, compiled; skips when this Wine cannot run a Windows program at all (then no .bat
+    could be judged here), which is a fact about the machine, not about the .bat files."""
     folder = tmp_path_factory.mktemp("stub")
     (folder / "stub.c").write_text(STUB_C, encoding="ascii")
     subprocess.run([MINGW, "-O1", "-o", str(folder / "stub.exe"), str(folder / "stub.c")], check=True,
                    capture_output=True, timeout=120)
+    probe = subprocess.run([WINE, str(folder / "stub.exe")], env={**wine_env, "STUB_RUN_RC": "7"},
+                           capture_output=True, timeout=120, check=False)
+    if probe.returncode != 7 or b"the program ran" not in probe.stdout:
+        pytest.skip(f"Wine is installed but cannot run a Windows program here (exit {probe.returncode}: "
+                    f"{probe.stderr.decode(errors='replace')[-300:]})")
     return folder / "stub.exe"
 
 
