@@ -32,6 +32,7 @@ from trainer.tuning.search import (
     summarise,
     trial_seconds,
 )
+from trainer.tuning.spaces import short_name, shown
 
 log = logging.getLogger(__name__)
 
@@ -148,11 +149,8 @@ def _say(result: SearchResult, metric: str) -> None:
     extra = f", {result.pruned} pruned" if result.pruned else ""
     extra += f", {result.failed} failed" if result.failed else ""
     stopped = "" if result.finished else f" (stopped by the time limit after {result.counted} of {result.planned})"
-    chosen = ", ".join(f"{name.rpartition('__')[2]}={_short(value)}" for name, value in result.best_params.items())
+    chosen = ", ".join(f"{short_name(name)}={shown(value)}" for name, value in result.best_params.items())
     console.info(f"  {result.model}: {result.counted} trials{extra} in {result.seconds:.0f} s{stopped}; "
                  f"out-of-fold {metric} {fmt(result.default_value)} with the defaults, {fmt(result.best_value)} "
                  f"with the best set ({chosen})")
 
-
-def _short(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from trainer.ml.metrics import BUY, SELL, directional_score
+from trainer.tuning.spaces import short_name
 
 CLASS_NAMES = ("SELL", "HOLD", "BUY")
 DPI = 110
@@ -189,7 +190,7 @@ def parameter_importances(importances: Mapping[str, Mapping[str, float]], path: 
     axes = figure.subplots(len(importances), 1, squeeze=False)[:, 0]
     for ax, (model, values) in zip(axes, importances.items(), strict=True):
         names = list(values)[::-1]
-        ax.barh([name.rpartition("__")[2] for name in names], [values[name] for name in names], color="#5a9e6f")
+        ax.barh([short_name(name) for name in names], [values[name] for name in names], color="#5a9e6f")
         ax.set(title=f"{model}: parameter importance (fANOVA)", xlabel="share of the score's variance", xlim=(0, 1))
     return _save(figure, path)
 

@@ -21,6 +21,7 @@ import pandas as pd
 from trainer.ml.shap_analysis import ALL_CLASSES, CLASS_NAMES, importance_stability
 from trainer.promotion.gate import BASELINE, ENSEMBLE, RULE, VOL_ONLY, latest_decision
 from trainer.reporting import plots
+from trainer.tuning.spaces import short_name, shown
 
 REPORT_FILE = "report.html"
 ROC_MODELS = 3  # ensemble + this many best base models in the ROC and calibration figures
@@ -371,7 +372,7 @@ def _tuning(data: _RunData, out_dir: Path) -> str:
                     + [_td(format_value("ratio", value), table="tuning", model=model, metric=name)
                        for name, value in zip(("oof_default", "oof_tuned", "holdout_default", "holdout_tuned",
                                                "gap_default", "gap_tuned"), figures, strict=True)])
-        params += [[_td(model, "text"), _td(name.rpartition("__")[2], "text"),
+        params += [[_td(model, "text"), _td(short_name(name), "text"),
                     _td(_param(result["default_params"].get(name))), _td(_param(value))]
                    for name, value in result["best_params"].items()]
     histories = {model: result["history"] for model, result in models.items() if result["history"]}
@@ -399,7 +400,7 @@ def _tuning(data: _RunData, out_dir: Path) -> str:
 
 
 def _param(value: Any) -> str:
-    return "n/a" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+    return "n/a" if value is None else shown(value)
 
 
 def _plot_models(data: _RunData) -> list[str]:

@@ -12,9 +12,20 @@ max_features="sqrt", the SVM kernel's gamma=None).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import optuna
+if TYPE_CHECKING:  # only trials' methods are called: the report can read names without optuna
+    import optuna
+
+
+def short_name(name: str) -> str:
+    """A parameter's name without its pipeline step ("logisticregression__C" -> "C")."""
+    return name.rpartition("__")[2]
+
+
+def shown(value: Any) -> str:
+    """A parameter's value as the console and the report show it (floats to 4 digits)."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 @dataclass(frozen=True)
@@ -32,8 +43,7 @@ class Param:
 
     @property
     def label(self) -> str:
-        """The name without its pipeline step ("logisticregression__C" -> "C")."""
-        return self.name.rpartition("__")[2]
+        return short_name(self.name)
 
 
 _RATE = Param("learning_rate", 0.01, 0.2, log=True)
