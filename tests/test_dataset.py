@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from backend import store
+from trainer.ml import dataset as dataset_module
 from trainer.ml.dataset import Dataset, DatasetError, Split, load_dataset, make_split, purged_recent_slice
 
 HORIZON = 5  # label horizon in unique-date steps for the synthetic datasets
@@ -173,6 +174,22 @@ def test_load_dataset_rejects_features_that_do_not_match(tmp_path, features, mes
             ("AAA", "2020-01-03", "2020-01-16", 1, 0.0, None, features)]
     with pytest.raises(DatasetError, match=message):
         load_dataset(make_store(tmp_path, rows), "run")
+
+
+def test_load_dataset_decodes_in_chunks_the_same_matrix_and_counts_bad_rows_across_them(tmp_path,
+                                                                                    monkeypatch) -> None:
+    rng = np.random.default_rng(3)
+    days = np.datetime64("2020-01-01") + np.arange(11)
+    rows = [("AAA", str(day), str(day + 20), int(rng.integers(3)), float(rng.normal()), None,
+             rng.normal(size=3)) for day in days]
+    whole = load_dataset(make_store(tmp_path / "a", rows), "run")
+    monkeypatch.setattr(dataset_module, "_CHUNK_ROWS", 4)  # 11 rows: chunks of 4, 4 and 3
+    chunked = load_dataset(make_store(tmp_path / "b", rows), "run")
+    for name, value in vars(whole).items():
+        np.testing.assert_array_equal(getattr(chunked, name), value)
+    bad = [row[:6] + (None if number in (5, 9) else row[6],) for number, row in enumerate(rows)]
+    with pytest.raises(DatasetError, match=r"^2 samples .*\(first: AAA 2020-01-06 has no feature row"):
+        load_dataset(make_store(tmp_path / "c", bad), "run")
 
 
 def test_load_dataset_of_an_empty_run_is_a_clear_error(tmp_path) -> None:

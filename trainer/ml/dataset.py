@@ -50,17 +50,32 @@ class Dataset:
         return len(self.y)
 
 
+_CHUNK_ROWS = 50_000  # samples decoded at a time
+
+
 def load_dataset(connection: sqlite3.Connection, run_id: str) -> Dataset:
-    """Read every labelled sample of a run in one query; the blobs become one matrix in one step."""
+    """Read every labelled sample of a run in one query, decoding the feature blobs a chunk at a
+    time: holding all rows at once as Python objects cost about three times the matrix (714 MiB
+    above the start for a 207 MiB matrix at 500 symbols)."""
     names = [row[0] for row in connection.execute(
         "SELECT name FROM feature_names WHERE run_id = ? ORDER BY position", (run_id,))]
-    rows = connection.execute(_SAMPLES_QUERY, (run_id,)).fetchall()
-    if not rows:
+    cursor = connection.execute(_SAMPLES_QUERY, (run_id,))
+    columns: tuple[list, ...] = ([], [], [], [], [], [], [])  # entry, symbol, exit, label, return, regime, sector
+    chunks, bad = [], _BadBlobs(len(names))
+    while rows := cursor.fetchmany(_CHUNK_ROWS):
+        *meta, blobs = zip(*rows, strict=True)
+        for column, values in zip(columns, meta, strict=True):
+            column.extend(values)
+        chunks.append(bad.decode(blobs, meta[1], meta[0]))
+    if not chunks:
         raise DatasetError(f"Run {run_id} has no trades in the database: the backtest produced no "
                            "samples. Check the universe and the date range.")
-    entry, symbols, exits, labels, returns, regimes, sectors, blobs = zip(*rows, strict=True)
+    if not names:
+        raise DatasetError("The run has no feature names (table feature_names is empty for it).")
+    bad.raise_if_any()
+    entry, symbols, exits, labels, returns, regimes, sectors = columns
     return Dataset(
-        X=_decode_features(blobs, len(names), symbols, entry),
+        X=np.concatenate(chunks) if len(chunks) > 1 else chunks[0],
         y=np.array(labels, dtype=np.int64),
         feature_names=names,
         entry_dates=np.array(entry, dtype="datetime64[D]"),
@@ -72,23 +87,36 @@ def load_dataset(connection: sqlite3.Connection, run_id: str) -> Dataset:
     )
 
 
-def _decode_features(blobs: tuple[bytes | None, ...], n_features: int, symbols: tuple[str, ...],
-                     dates: tuple[str, ...]) -> np.ndarray:
-    """Join the blobs and view them as one n x f matrix, after checking every blob's length."""
-    if n_features == 0:
-        raise DatasetError("The run has no feature names (table feature_names is empty for it).")
-    width = n_features * FEATURE_DTYPE.itemsize
-    lengths = np.fromiter((-1 if blob is None else len(blob) for blob in blobs), dtype=np.int64,
-                          count=len(blobs))
-    bad = np.flatnonzero(lengths != width)
-    if bad.size:
-        first = int(bad[0])
-        found = "no feature row" if lengths[first] < 0 else f"{lengths[first]} bytes"
-        raise DatasetError(f"{bad.size} samples have features that do not match the {n_features} "
-                           f"feature names (first: {symbols[first]} {dates[first]} has {found}, "
-                           f"expected {width} bytes). Reset the backtest phase and run again.")
-    matrix = np.frombuffer(bytearray().join(blobs), dtype=FEATURE_DTYPE).reshape(len(blobs), n_features)
-    return matrix.astype(np.float64, copy=False)
+class _BadBlobs:
+    """Decodes chunks of feature blobs into matrices and counts, over all chunks, the blobs whose
+    length does not match the feature names, so that the error names the first and the total."""
+
+    def __init__(self, n_features: int) -> None:
+        self.n_features = n_features
+        self.width = n_features * FEATURE_DTYPE.itemsize
+        self.count = 0
+        self.first: str | None = None
+
+    def decode(self, blobs: tuple[bytes | None, ...], symbols: tuple[str, ...],
+               dates: tuple[str, ...]) -> np.ndarray:
+        lengths = np.fromiter((-1 if blob is None else len(blob) for blob in blobs), dtype=np.int64,
+                              count=len(blobs))
+        wrong = np.flatnonzero(lengths != self.width)
+        if wrong.size:
+            if self.first is None:
+                row = int(wrong[0])
+                found = "no feature row" if lengths[row] < 0 else f"{lengths[row]} bytes"
+                self.first = f"{symbols[row]} {dates[row]} has {found}"
+            self.count += wrong.size
+            return np.empty((0, self.n_features))
+        matrix = np.frombuffer(bytearray().join(blobs), dtype=FEATURE_DTYPE).reshape(len(blobs), self.n_features)
+        return matrix.astype(np.float64, copy=False)
+
+    def raise_if_any(self) -> None:
+        if self.count:
+            raise DatasetError(f"{self.count} samples have features that do not match the {self.n_features} "
+                               f"feature names (first: {self.first}, expected {self.width} bytes). Reset the "
+                               "backtest phase and run again.")
 
 
 @dataclass(frozen=True)
