@@ -203,3 +203,16 @@ def test_a_leaky_feature_gives_near_perfect_auc_and_is_flagged(name) -> None:
     assert metrics["auc_directional"] > 0.95
     flags = suspicious_metrics(metrics)
     assert any(flag.startswith("auc_directional") and "leakage" in flag for flag in flags)
+
+
+def test_the_svm_fits_at_most_its_row_cap_evenly_spaced_in_time(monkeypatch) -> None:
+    X, y = small_data(n=600)
+    uncapped = make_model("svm", seed=3).fit(X[:500], y[:500])
+    assert uncapped.rows_fitted_ is None
+    monkeypatch.setattr(trainer.ml.models, "SVM_MAX_ROWS", 200)
+    capped = make_model("svm", seed=3).fit(X[:500], y[:500])
+    assert capped.rows_fitted_ == (200, 500)
+    assert not np.array_equal(capped.predict_proba(X[500:]), uncapped.predict_proba(X[500:]))
+    rows = trainer.ml.models.evenly_spaced(500, 200)
+    assert rows[0] == 0 and rows[-1] == 499 and np.unique(rows).size == 200
+    assert np.abs(np.diff(rows) - 2.5).max() <= 1  # spread over the whole period, not its start

@@ -367,6 +367,16 @@ def test_models_section_shows_the_ensemble_weights_and_the_rule(filled_db):
     assert "folds 2, 3, 4" in page.sections["models"]
 
 
+def test_models_section_states_the_row_caps(filled_db):
+    connection, _, out_dir = filled_db
+    page = _parse(write_report(connection, RUN, out_dir))
+    assert "No row cap applied: every model was fitted on every training row." in page.sections["models"]
+    store.put_fact(connection, RUN, "row_caps", json.dumps({"svm": [100000, 337634]}))
+    page = _parse(write_report(connection, RUN, out_dir))
+    assert "100,000" in page.sections["models"] and "337,634" in page.sections["models"]
+    assert "29.6%" in page.sections["models"] and "No row cap applied" not in page.sections["models"]
+
+
 def test_unknown_run_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="not in training_runs"):
         write_report(store.connect(tmp_path / "trainer.db"), "nope", tmp_path / "out")

@@ -51,6 +51,10 @@ EARLY_STOPPING_ROUNDS = 20
 MAX_EPOCHS = 100
 EPOCH_PATIENCE = 4
 DUAL_MAX_C = 0.1  # the SVM solves its dual up to this C, its primal above (measured, see _CalibratedSVM)
+# The SVM fits at most this many rows (evenly spaced in time), because liblinear holds its kernel
+# features as 16-byte (index, value) pairs: at 500 symbols (337,634 training rows) one refit
+# peaked at 2,433 MiB, the most of any model. The 70 real symbols and the demo stay below it.
+SVM_MAX_ROWS = 100_000
 
 
 _budget = [MAX_THREADS]  # threads per fit in this process (1 in a --jobs worker beside another)
@@ -84,6 +88,7 @@ class ClassifierModel:
         self.classes_: np.ndarray | None = None  # labels present in the training y, ascending
         self.prior_: np.ndarray | None = None  # their shares in the training y
         self.stopped_at_: int | None = None  # rounds or epochs chosen on the stopping slice
+        self.rows_fitted_: tuple[int, int] | None = None  # (rows used, rows given) when a row cap applied
         self._explainable = explainable
 
     def fit(self, X: np.ndarray, y: np.ndarray, *, entry_dates: np.ndarray | None = None,
@@ -117,6 +122,7 @@ class ClassifierModel:
                     X[fit], encoded[fit], training_weights(encoded[fit], _part(uniqueness, fit)),
                     X[stop], encoded[stop], training_weights(encoded[stop], _part(uniqueness, stop)))
                 self.estimator.fit_final(X, encoded, weights)
+                self.rows_fitted_ = getattr(self.estimator, "rows_fitted_", None)
             else:
                 self.estimator.fit(X, encoded, **{_weight_parameter(self.estimator): weights})
         if isinstance(self.estimator, RandomForestClassifier | ExtraTreesClassifier):
@@ -163,6 +169,14 @@ class ClassifierModel:
         if isinstance(self.estimator, _StoppingEstimator):
             return self.estimator.final_
         return self.estimator
+
+
+def evenly_spaced(n_rows: int, cap: int) -> np.ndarray | None:
+    """At most `cap` row positions spread evenly over 0..n_rows-1 (rows are in time order, so every
+    period keeps its share), or None when all rows fit."""
+    if n_rows <= cap:
+        return None
+    return np.linspace(0, n_rows - 1, cap).round().astype(np.int64)
 
 
 def _part(values: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
@@ -298,12 +312,14 @@ class _CalibratedSVM(_StoppingEstimator):
     """An RBF kernel approximated with 200 Nystroem components and a linear SVM (kernel SVC is
     quadratic in the rows and would take hours), made probabilistic by a multinomial logistic map
     of its decision values learnt on the slice from a model that never saw it. The final SVM is
-    refit on every row and keeps that map, as CalibratedClassifierCV(ensemble=False) does."""
+    refit on every row and keeps that map, as CalibratedClassifierCV(ensemble=False) does. Either
+    fit uses at most SVM_MAX_ROWS rows, evenly spaced in time; rows_fitted_ says when it did."""
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
         self.params: dict[str, Any] = {}
         self.calibration_: LogisticRegression | None = None
+        self.rows_fitted_: tuple[int, int] | None = None
 
     def _svm(self) -> Pipeline:
         # tol 1e-2 instead of liblinear's 1e-4: on the demo's training period one fit took 6.7 s
@@ -327,13 +343,22 @@ class _CalibratedSVM(_StoppingEstimator):
         return values[:, None] if values.ndim == 1 else values
 
     def fit_stopping(self, X, y, w, X_stop, y_stop, w_stop) -> int:
-        svm = self._svm().fit(X, y, linearsvc__sample_weight=w)
+        svm = self._fitted(X, y, w)
         self.calibration_ = LogisticRegression(C=1.0, max_iter=1000).fit(
             self._decision(svm, X_stop), y_stop, sample_weight=w_stop)
         return 1
 
     def fit_final(self, X, y, w) -> None:
-        self.final_ = self._svm().fit(X, y, linearsvc__sample_weight=w)
+        self.final_ = self._fitted(X, y, w)
+        rows = evenly_spaced(len(y), SVM_MAX_ROWS)
+        self.rows_fitted_ = None if rows is None else (rows.size, len(y))
+
+    def _fitted(self, X, y, w) -> Pipeline:
+        """The SVM fitted on every row, or on SVM_MAX_ROWS evenly spaced ones beyond that."""
+        rows = evenly_spaced(len(y), SVM_MAX_ROWS)
+        if rows is not None:
+            X, y, w = X[rows], y[rows], w[rows]
+        return self._svm().fit(X, y, linearsvc__sample_weight=w)
         if self.calibration_ is None or not np.array_equal(self.calibration_.classes_, np.unique(y)):
             raise ValueError("svm: the calibration slice does not hold every training class; "
                              "the training window is too short.")

@@ -122,6 +122,7 @@ def train_base_model(context: RunContext, name: str, data: TrainingData, *, colu
     refit, holdout, _ = next(fitted)
     stopped.append(refit.stopped_at_)
     return {"model": refit, "oof": oof, "holdout": holdout, "feature_names": names, "params": params or {},
+            "rows_fitted": refit.rows_fitted_,
             "fold_importance": importances if all(i is not None for i in importances) else None,
             "stopped_at": stopped, "fit_seconds": round(time.monotonic() - started, 2)}
 
@@ -153,6 +154,19 @@ def store_model_results(context: RunContext, name: str, data: TrainingData, hold
     return metrics
 
 
+def record_row_cap(context: RunContext, name: str, rows_fitted: tuple[int, int] | None) -> None:
+    """Run fact row_caps: model -> [rows its refit used, training rows] for every model that a row
+    cap thinned (the report states them); a model refit without a cap is taken out again."""
+    caps = json.loads(store.get_fact(context.connection, context.run_id, "row_caps") or "{}")
+    if rows_fitted is None:
+        caps.pop(name, None)
+    else:
+        caps[name] = list(rows_fitted)
+        console.info(f"  {name} was fitted on {rows_fitted[0]:,} of {rows_fitted[1]:,} training rows, evenly "
+                     "spaced in time (its row cap).")
+    store.put_fact(context.connection, context.run_id, "row_caps", json.dumps(caps))
+
+
 def tuned_params(context: RunContext) -> dict[str, dict[str, Any]]:
     """model -> the hyperparameters the tuning phase chose (empty without tuning)."""
     stored = store.get_fact(context.connection, context.run_id, "tuned_params")
@@ -178,6 +192,7 @@ def run_base_models_phase(context: RunContext) -> None:
         metrics = store_model_results(context, name, data, result["holdout"], result["oof"],
                                       result["fit_seconds"])
         log.info("training: %s stopped at %s (rounds/epochs per fold and refit)", name, result["stopped_at"])
+        record_row_cap(context, name, result["rows_fitted"])
         if name not in training["base_models_trained"]:
             training["base_models_trained"].append(name)
         training["model_seconds"][name] = result["fit_seconds"]

@@ -347,6 +347,14 @@ def _models(data: _RunData, out_dir: Path) -> str:
     rule = data.fact("benchmark_rule")
     if rule:
         parts.append(_p(f"One-feature rule: {rule['text']}."))
+    caps = data.fact("row_caps") or {}
+    parts.append("<h3>Row caps</h3>" + (
+        _p("Models whose cost grows too fast with the rows are fitted on at most a fixed number of them, "
+           "evenly spaced in time, in every fold and in the refit:")
+        + _table(["Model", "Rows fitted (refit)", "Training rows", "Share"],
+                 ([_td(m, "text"), _td(f"{used:,}"), _td(f"{total:,}"), _td(f"{used / total:.1%}")]
+                  for m, (used, total) in sorted(caps.items())))
+        if caps else _empty("No row cap applied: every model was fitted on every training row.")))
     return _section("models", "Model metrics", *parts)
 
 
