@@ -21,6 +21,7 @@ def _column(rng: np.random.Generator, rows: int) -> np.ndarray:
     values = rng.standard_t(3, size=rows)
     values[rng.random(rows) < 0.2] = np.round(values[rng.random(rows) < 0.2][0], 1)  # a heavy tie
     values[rng.random(rows) < 0.05] = np.nan
+    values[rng.random(rows) < 0.02] = np.inf  # ties at infinity: inf - inf is NaN, not 0
     return values
 
 

@@ -216,3 +216,10 @@ def test_the_svm_fits_at_most_its_row_cap_evenly_spaced_in_time(monkeypatch) -> 
     rows = trainer.ml.models.evenly_spaced(500, 200)
     assert rows[0] == 0 and rows[-1] == 499 and np.unique(rows).size == 200
     assert np.abs(np.diff(rows) - 2.5).max() <= 1  # spread over the whole period, not its start
+
+
+def test_an_svm_whose_calibration_slice_lacks_a_class_says_the_window_is_too_short() -> None:
+    X, y = small_data(n=400)
+    y[-80:] = np.where(y[-80:] == 1, 2, y[-80:])  # the most recent rows (the slice) hold no HOLD
+    with pytest.raises(ValueError, match="calibration slice does not hold every training class"):
+        make_model("svm", seed=3).fit(X, y)

@@ -352,6 +352,9 @@ class _CalibratedSVM(_StoppingEstimator):
         self.final_ = self._fitted(X, y, w)
         rows = evenly_spaced(len(y), SVM_MAX_ROWS)
         self.rows_fitted_ = None if rows is None else (rows.size, len(y))
+        if self.calibration_ is None or not np.array_equal(self.calibration_.classes_, np.unique(y)):
+            raise ValueError("svm: the calibration slice does not hold every training class; "
+                             "the training window is too short.")
 
     def _fitted(self, X, y, w) -> Pipeline:
         """The SVM fitted on every row, or on SVM_MAX_ROWS evenly spaced ones beyond that."""
@@ -359,9 +362,6 @@ class _CalibratedSVM(_StoppingEstimator):
         if rows is not None:
             X, y, w = X[rows], y[rows], w[rows]
         return self._svm().fit(X, y, linearsvc__sample_weight=w)
-        if self.calibration_ is None or not np.array_equal(self.calibration_.classes_, np.unique(y)):
-            raise ValueError("svm: the calibration slice does not hold every training class; "
-                             "the training window is too short.")
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         return self.calibration_.predict_proba(self._decision(self.final_, X))

@@ -49,7 +49,9 @@ ORPHANED = "orphaned"  # system attribute of a trial a killed process left RUNNI
 INTERRUPTED = "interrupted"  # user attribute of a trial stopped by Ctrl+C, a signal or a full disk
 DEFAULT = "default"  # user attribute of the trial with the model's default parameters
 MAXIMISE = {"auc_directional": True, "log_loss": False}
-SPACE_VERSION = 1  # part of the study name: a changed space never continues an old study
+# Part of the study name: a changed space or changed models never continue an old study (2: the
+# SVM's components, solver and row cap, logistic regression's solver and the patience changed).
+SPACE_VERSION = 2
 
 
 class TuningStorageError(StoreError):
