@@ -350,15 +350,15 @@ class _CalibratedSVM(_StoppingEstimator):
 
     def fit_final(self, X, y, w) -> None:
         self.final_ = self._fitted(X, y, w)
-        rows = evenly_spaced(len(y), SVM_MAX_ROWS)
-        self.rows_fitted_ = None if rows is None else (rows.size, len(y))
         if self.calibration_ is None or not np.array_equal(self.calibration_.classes_, np.unique(y)):
             raise ValueError("svm: the calibration slice does not hold every training class; "
                              "the training window is too short.")
 
     def _fitted(self, X, y, w) -> Pipeline:
-        """The SVM fitted on every row, or on SVM_MAX_ROWS evenly spaced ones beyond that."""
+        """The SVM fitted on every row, or on SVM_MAX_ROWS evenly spaced ones beyond that (recorded
+        in rows_fitted_: the last call is the final fit)."""
         rows = evenly_spaced(len(y), SVM_MAX_ROWS)
+        self.rows_fitted_ = None if rows is None else (rows.size, len(y))
         if rows is not None:
             X, y, w = X[rows], y[rows], w[rows]
         return self._svm().fit(X, y, linearsvc__sample_weight=w)
