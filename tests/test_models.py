@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 
 import joblib
 import numpy as np
@@ -223,3 +224,34 @@ def test_an_svm_whose_calibration_slice_lacks_a_class_says_the_window_is_too_sho
     y[-80:] = np.where(y[-80:] == 1, 2, y[-80:])  # the most recent rows (the slice) hold no HOLD
     with pytest.raises(ValueError, match="calibration slice does not hold every training class"):
         make_model("svm", seed=3).fit(X, y)
+
+
+@pytest.mark.parametrize("n_rows", [1, 2, 7, 1000, 1001])
+def test_the_column_median_imputer_gives_sklearns_medians_bit_for_bit(n_rows) -> None:
+    """The linear model, the network and the SVM impute with a per-column median (4x less memory
+    than strategy="median"); it must be the same imputation, ties, repeats, odd and even counts
+    and columns without a value included."""
+    from sklearn.impute import SimpleImputer
+
+    rng = np.random.default_rng(n_rows)
+    X = rng.normal(size=(n_rows, 6))
+    X[rng.random(X.shape) < 0.3] = np.nan
+    X[:, 2] = np.round(X[:, 2], 1)  # many ties
+    X[:, 3] = np.nan  # never observed: dropped by both
+    X[:, 4] = 7.0
+    new = rng.normal(size=(50, 6))
+    new[rng.random(new.shape) < 0.3] = np.nan
+    with warnings.catch_warnings(record=True) as said_by_sklearn:
+        warnings.simplefilter("always")
+        reference = SimpleImputer(strategy="median").fit(X)
+        expected = reference.transform(new)
+    with warnings.catch_warnings(record=True) as said_by_lean:
+        warnings.simplefilter("always")
+        lean = trainer.ml.models._median_imputer().fit(X)
+        imputed = lean.transform(new)
+    np.testing.assert_array_equal(lean.statistics_, reference.statistics_)
+    np.testing.assert_array_equal(imputed, expected)
+    assert imputed.shape == (50, 5)
+    # the warning about the empty column reads as sklearn's (it names the strategy)
+    assert [str(w.message) for w in said_by_lean] == [str(w.message) for w in said_by_sklearn]
+    assert any("without any observed values: [3]" in str(w.message) for w in said_by_lean)

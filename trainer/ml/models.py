@@ -179,6 +179,24 @@ def evenly_spaced(n_rows: int, cap: int) -> np.ndarray | None:
     return np.linspace(0, n_rows - 1, cap).round().astype(np.int64)
 
 
+class _ColumnMedian:
+    """SimpleImputer's median, one column at a time (a callable strategy gets each column's observed
+    values). strategy="median" builds a masked copy of the whole matrix and sorts it: at 400,000 x
+    63 its fit peaked 840 MiB above the input (4.4x the matrix) against 192 MiB this way, and took
+    4.0 s against 0.8 s, with the same medians bit for bit (checked by a test). A column without
+    one value gets NaN, which SimpleImputer drops, as it does with "median"."""
+
+    def __call__(self, values: np.ndarray) -> float:
+        return float(np.median(values)) if values.size else np.nan
+
+    def __repr__(self) -> str:  # shown in sklearn's warning about a column without values
+        return "median"
+
+
+def _median_imputer() -> SimpleImputer:
+    return SimpleImputer(strategy=_ColumnMedian())
+
+
 def _part(values: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
     return None if values is None else np.asarray(values)[rows]
 
@@ -274,23 +292,19 @@ class _EpochNetwork(_StoppingEstimator):
         self.epochs_: int | None = None
 
     def _network(self) -> Pipeline:
-        return make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
+        return make_pipeline(_median_imputer(), StandardScaler(copy=False),
                              MLPClassifier(hidden_layer_sizes=(64, 32), alpha=1e-3, batch_size=512,
                                            learning_rate_init=1e-3, random_state=self.seed)).set_params(**self.params)
 
     _template = _network
 
-    @staticmethod
-    def _epoch(network: Pipeline, X: np.ndarray, y: np.ndarray, w: np.ndarray, classes: np.ndarray) -> None:
-        network[-1].partial_fit(network[:-1].transform(X), y, sample_weight=w, classes=classes)
-
     def fit_stopping(self, X, y, w, X_stop, y_stop, w_stop) -> int:
         network, classes = self._network(), np.unique(np.concatenate([y, y_stop]))
-        network[:-1].fit(X)
+        scaled = network[:-1].fit_transform(X)  # once, not per epoch: the same values, 2x less memory
         scaled_stop = network[:-1].transform(X_stop)
         best, best_epoch = np.inf, 1
         for epoch in range(1, MAX_EPOCHS + 1):
-            self._epoch(network, X, y, w, classes)
+            network[-1].partial_fit(scaled, y, sample_weight=w, classes=classes)
             loss = _weighted_log_loss(np.searchsorted(network[-1].classes_, y_stop),
                                       network[-1].predict_proba(scaled_stop), w_stop)
             if loss < best - 1e-4:
@@ -301,10 +315,10 @@ class _EpochNetwork(_StoppingEstimator):
         return best_epoch
 
     def fit_final(self, X, y, w) -> None:
-        network = self._network()
-        network[:-1].fit(X)
+        network, classes = self._network(), np.unique(y)
+        scaled = network[:-1].fit_transform(X)
         for _ in range(self.epochs_ or 1):
-            self._epoch(network, X, y, w, np.unique(y))
+            network[-1].partial_fit(scaled, y, sample_weight=w, classes=classes)
         self.final_ = network
 
 
@@ -324,7 +338,7 @@ class _CalibratedSVM(_StoppingEstimator):
     def _svm(self) -> Pipeline:
         # tol 1e-2 instead of liblinear's 1e-4: on the demo's training period one fit took 6.7 s
         # instead of 12.1 s with the holdout directional AUC of its decision values 0.6050 vs 0.6051.
-        svm = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
+        svm = make_pipeline(_median_imputer(), StandardScaler(copy=False),
                             # 200 components, not 300: 5 fits 10.0 s instead of 15.0 s on the demo, 10.3
                             # instead of 13.2 s on the 70 real symbols; holdout directional AUC 0.5894 vs
                             # 0.5901 and 0.5240 vs 0.5244, out-of-fold 0.5303 vs 0.5289 and 0.5425 vs 0.5401.
@@ -424,7 +438,7 @@ def _neural_network(seed: int) -> BaseEstimator:
 
 
 def _logistic_regression(seed: int) -> BaseEstimator:
-    return make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
+    return make_pipeline(_median_imputer(), StandardScaler(copy=False),
                          # Newton-Cholesky: 63 features make the Hessian small, and it converges in a few
                          # steps where lbfgs stopped short of the optimum at its tolerance (5 fits on the 70
                          # real symbols 1.8 s instead of 3.9 s, holdout directional AUC 0.5132 vs 0.5130).
