@@ -180,16 +180,34 @@ def test_load_dataset_decodes_in_chunks_the_same_matrix_and_counts_bad_rows_acro
                                                                                     monkeypatch) -> None:
     rng = np.random.default_rng(3)
     days = np.datetime64("2020-01-01") + np.arange(11)
-    rows = [("AAA", str(day), str(day + 20), int(rng.integers(3)), float(rng.normal()), None,
-             rng.normal(size=3)) for day in days]
+    rows = [(symbol, str(day), str(day + 20), int(rng.integers(3)), float(rng.normal()),
+             str(rng.choice(["bull_calm", "bear_volatile"])), rng.normal(size=3))
+            for symbol in ("CCC", "AAA", "BBB") for day in days[rng.random(days.size) < 0.8]]
     whole = load_dataset(make_store(tmp_path / "a", rows), "run")
-    monkeypatch.setattr(dataset_module, "_CHUNK_ROWS", 4)  # 11 rows: chunks of 4, 4 and 3
+    monkeypatch.setattr(dataset_module, "_CHUNK_ROWS", 4)  # chunks of 4 rows, crossing symbols
     chunked = load_dataset(make_store(tmp_path / "b", rows), "run")
     for name, value in vars(whole).items():
         np.testing.assert_array_equal(getattr(chunked, name), value)
+    # rows sorted by (entry date, symbol), each with its own features, labels and regime
+    expected = sorted(rows, key=lambda row: (row[1], row[0]))
+    read = zip(chunked.entry_dates, chunked.symbols, strict=True)
+    assert [(str(date), symbol) for date, symbol in read] == [(row[1], row[0]) for row in expected]
+    np.testing.assert_array_equal(chunked.X, [row[6] for row in expected])
+    assert list(chunked.y) == [row[3] for row in expected]
+    assert list(chunked.regimes) == [row[5] for row in expected]
     bad = [row[:6] + (None if number in (5, 9) else row[6],) for number, row in enumerate(rows)]
-    with pytest.raises(DatasetError, match=r"^2 samples .*\(first: AAA 2020-01-06 has no feature row"):
+    first_bad = sorted(bad[5:6] + bad[9:10], key=lambda row: (row[0], row[1]))[0]  # read in key order
+    with pytest.raises(DatasetError, match=rf"^2 samples .*\(first: {first_bad[0]} {first_bad[1]} has no feature row"):
         load_dataset(make_store(tmp_path / "c", bad), "run")
+
+
+def test_load_dataset_refuses_trades_that_change_between_its_two_passes(tmp_path, monkeypatch) -> None:
+    rows = [(symbol, "2020-01-02", "2020-01-15", 1, 0.0, None, [1.0, 2.0, 3.0]) for symbol in ("AAA", "BBB")]
+    connection = make_store(tmp_path, rows)
+    monkeypatch.setattr(dataset_module, "_FEATURES_QUERY",
+                        dataset_module._FEATURES_QUERY.replace("ORDER BY t.symbol", "ORDER BY t.symbol DESC"))
+    with pytest.raises(DatasetError, match="changed while they were read"):
+        load_dataset(connection, "run")
 
 
 def test_load_dataset_of_an_empty_run_is_a_clear_error(tmp_path) -> None:

@@ -16,15 +16,23 @@ import numpy as np
 
 FEATURE_DTYPE = np.dtype("<f8")  # feature_store.features: little-endian float64, NaN = missing
 
+# Both queries read the trades in their primary key's order (symbol, entry date), which SQLite
+# walks without sorting. ORDER BY entry date instead made SQLite sort every row, feature blobs
+# included, in a temporary B-tree: that sort was most of the peak while loading.
 _SAMPLES_QUERY = """
-SELECT t.entry_date, t.symbol, t.exit_date, t.label, t.realised_return, t.regime,
-       COALESCE(s.sector, 'Unknown'), f.features
+SELECT t.symbol, t.entry_date, t.exit_date, t.label, t.realised_return, t.regime, COALESCE(s.sector, 'Unknown')
+FROM trades AS t
+LEFT JOIN symbols AS s ON s.symbol = t.symbol
+WHERE t.run_id = ?
+ORDER BY t.symbol, t.entry_date
+"""
+_FEATURES_QUERY = """
+SELECT t.symbol, t.entry_date, f.features
 FROM trades AS t
 LEFT JOIN feature_store AS f
        ON f.run_id = t.run_id AND f.symbol = t.symbol AND f.date = t.entry_date
-LEFT JOIN symbols AS s ON s.symbol = t.symbol
 WHERE t.run_id = ?
-ORDER BY t.entry_date, t.symbol
+ORDER BY t.symbol, t.entry_date
 """
 
 
@@ -50,42 +58,66 @@ class Dataset:
         return len(self.y)
 
 
-_CHUNK_ROWS = 50_000  # samples decoded at a time
+_CHUNK_ROWS = 10_000  # samples turned into arrays at a time
 
 
 def load_dataset(connection: sqlite3.Connection, run_id: str) -> Dataset:
-    """Read every labelled sample of a run in one query, decoding the feature blobs a chunk at a
-    time, so that the rows are never all Python objects at once. At 500 symbols (a 207 MiB
-    matrix) the process kept 568 MiB after the load instead of 771 MiB; the peak during the load
-    (about 710 MiB above the start either way) lies elsewhere and is not found yet."""
+    """Every labelled sample of a run, sorted by (entry date, symbol), in two passes over the
+    trades in key order: the first reads the small columns and gives each sample its row in the
+    sorted matrix; the second decodes the feature blobs a chunk at a time straight into those rows.
+    So neither SQLite (no sort) nor Python (no list of every row's values, no second matrix for
+    sorting) holds much more than the result."""
     names = [row[0] for row in connection.execute(
         "SELECT name FROM feature_names WHERE run_id = ? ORDER BY position", (run_id,))]
-    cursor = connection.execute(_SAMPLES_QUERY, (run_id,))
-    columns: tuple[list, ...] = ([], [], [], [], [], [], [])  # entry, symbol, exit, label, return, regime, sector
-    chunks, bad = [], _BadBlobs(len(names))
-    while rows := cursor.fetchmany(_CHUNK_ROWS):
-        *meta, blobs = zip(*rows, strict=True)
-        for column, values in zip(columns, meta, strict=True):
-            column.extend(values)
-        chunks.append(bad.decode(blobs, meta[1], meta[0]))
-    if not chunks:
+    meta = _columns_in_key_order(connection, run_id)
+    if meta is None:
         raise DatasetError(f"Run {run_id} has no trades in the database: the backtest produced no "
                            "samples. Check the universe and the date range.")
     if not names:
         raise DatasetError("The run has no feature names (table feature_names is empty for it).")
+    symbols, entry = meta["symbols"], meta["entry_dates"]
+    order = np.lexsort((symbols, entry))  # by entry date, then symbol
+    row_of = np.empty_like(order)
+    row_of[order] = np.arange(order.size)  # key-order position -> row of the sorted matrix
+    X = np.empty((order.size, len(names)), dtype=np.float64)
+    bad, done = _BadBlobs(len(names)), 0
+    cursor = connection.execute(_FEATURES_QUERY, (run_id,))
+    while rows := cursor.fetchmany(_CHUNK_ROWS):
+        chunk_symbols, chunk_dates, blobs = zip(*rows, strict=True)
+        stop = done + len(rows)
+        if stop > order.size or not (np.array_equal(symbols[done:stop], chunk_symbols)
+                                     and np.array_equal(entry[done:stop], np.array(chunk_dates, "datetime64[D]"))):
+            raise DatasetError(f"The trades of run {run_id} changed while they were read; run again.")
+        matrix = bad.decode(blobs, chunk_symbols, chunk_dates)
+        if matrix is not None:
+            X[row_of[done:stop]] = matrix
+        done = stop
+    if done != order.size:
+        raise DatasetError(f"The trades of run {run_id} changed while they were read; run again.")
     bad.raise_if_any()
-    entry, symbols, exits, labels, returns, regimes, sectors = columns
-    return Dataset(
-        X=np.concatenate(chunks) if len(chunks) > 1 else chunks[0],
-        y=np.array(labels, dtype=np.int64),
-        feature_names=names,
-        entry_dates=np.array(entry, dtype="datetime64[D]"),
-        exit_dates=np.array(exits, dtype="datetime64[D]"),
-        symbols=np.array(symbols, dtype=str),
-        sectors=np.array(sectors, dtype=str),
-        regimes=np.array(regimes, dtype=object),
-        returns=np.array(returns, dtype=np.float64),
-    )
+    return Dataset(X=X, feature_names=names, **{key: values[order] for key, values in meta.items()})
+
+
+def _columns_in_key_order(connection: sqlite3.Connection, run_id: str) -> dict[str, np.ndarray] | None:
+    """Every column of the samples but the features, as arrays in key order (None if there is no
+    trade), converted a chunk at a time."""
+    keys = ("symbols", "entry_dates", "exit_dates", "y", "returns", "regimes", "sectors")
+    parts: dict[str, list[np.ndarray]] = {key: [] for key in keys}
+    distinct: dict[str | None, str | None] = {}
+    cursor = connection.execute(_SAMPLES_QUERY, (run_id,))
+    while rows := cursor.fetchmany(_CHUNK_ROWS):
+        symbols, entry, exits, labels, returns, regimes, sectors = zip(*rows, strict=True)
+        parts["symbols"].append(np.array(symbols, dtype=str))
+        parts["entry_dates"].append(np.array(entry, dtype="datetime64[D]"))
+        parts["exit_dates"].append(np.array(exits, dtype="datetime64[D]"))
+        parts["y"].append(np.array(labels, dtype=np.int64))
+        parts["returns"].append(np.array(returns, dtype=np.float64))
+        # one object per distinct regime: a string per row would pin Python's memory arenas after the load
+        parts["regimes"].append(np.array([distinct.setdefault(regime, regime) for regime in regimes], dtype=object))
+        parts["sectors"].append(np.array(sectors, dtype=str))
+    if not parts["y"]:
+        return None
+    return {key: np.concatenate(chunks) for key, chunks in parts.items()}
 
 
 class _BadBlobs:
@@ -99,7 +131,7 @@ class _BadBlobs:
         self.first: str | None = None
 
     def decode(self, blobs: tuple[bytes | None, ...], symbols: tuple[str, ...],
-               dates: tuple[str, ...]) -> np.ndarray:
+               dates: tuple[str, ...]) -> np.ndarray | None:
         lengths = np.fromiter((-1 if blob is None else len(blob) for blob in blobs), dtype=np.int64,
                               count=len(blobs))
         wrong = np.flatnonzero(lengths != self.width)
@@ -109,9 +141,8 @@ class _BadBlobs:
                 found = "no feature row" if lengths[row] < 0 else f"{lengths[row]} bytes"
                 self.first = f"{symbols[row]} {dates[row]} has {found}"
             self.count += wrong.size
-            return np.empty((0, self.n_features))
-        matrix = np.frombuffer(bytearray().join(blobs), dtype=FEATURE_DTYPE).reshape(len(blobs), self.n_features)
-        return matrix.astype(np.float64, copy=False)
+            return None
+        return np.frombuffer(b"".join(blobs), dtype=FEATURE_DTYPE).reshape(len(blobs), self.n_features)
 
     def raise_if_any(self) -> None:
         if self.count:
