@@ -219,6 +219,16 @@ def test_the_svm_fits_at_most_its_row_cap_evenly_spaced_in_time(monkeypatch) -> 
     assert np.abs(np.diff(rows) - 2.5).max() <= 1  # spread over the whole period, not its start
 
 
+def test_forests_say_how_many_rows_each_tree_drew() -> None:
+    X, y = small_data(n=600)
+    forest = make_model("random_forest", seed=3).fit(X[:500], y[:500])
+    assert forest.tree_rows_ == (125, 500)  # max_samples 0.25
+    assert forest.estimator.estimators_samples_[0].size == 125  # what scikit-learn drew
+    assert make_model("extra_trees", seed=3).fit(X[:500], y[:500]).tree_rows_ == (250, 500)
+    assert make_model("lightgbm", seed=3).fit(X[:500], y[:500]).tree_rows_ is None
+    assert make_model("random_forest", 3, {"max_samples": 100}).fit(X[:500], y[:500]).tree_rows_ == (100, 500)
+
+
 def test_an_svm_whose_calibration_slice_lacks_a_class_says_the_window_is_too_short() -> None:
     X, y = small_data(n=400)
     y[-80:] = np.where(y[-80:] == 1, 2, y[-80:])  # the most recent rows (the slice) hold no HOLD

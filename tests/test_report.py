@@ -375,6 +375,11 @@ def test_models_section_states_the_row_caps(filled_db):
     page = _parse(write_report(connection, RUN, out_dir))
     assert "100,000" in page.sections["models"] and "337,634" in page.sections["models"]
     assert "29.6%" in page.sections["models"] and "No row cap applied" not in page.sections["models"]
+    assert "Rows per tree" not in page.sections["models"]
+    store.put_fact(connection, RUN, "tree_rows", json.dumps({"random_forest": [84409, 337634]}))
+    page = _parse(write_report(connection, RUN, out_dir))
+    assert "Rows per tree" in page.sections["models"] and "84,409" in page.sections["models"]
+    assert "25.0%" in page.sections["models"]
 
 
 def test_unknown_run_is_an_error(tmp_path):

@@ -89,6 +89,7 @@ class ClassifierModel:
         self.prior_: np.ndarray | None = None  # their shares in the training y
         self.stopped_at_: int | None = None  # rounds or epochs chosen on the stopping slice
         self.rows_fitted_: tuple[int, int] | None = None  # (rows used, rows given) when a row cap applied
+        self.tree_rows_: tuple[int, int] | None = None  # forests: (rows drawn per tree, rows given)
         self._explainable = explainable
 
     def fit(self, X: np.ndarray, y: np.ndarray, *, entry_dates: np.ndarray | None = None,
@@ -126,6 +127,7 @@ class ClassifierModel:
             else:
                 self.estimator.fit(X, encoded, **{_weight_parameter(self.estimator): weights})
         if isinstance(self.estimator, RandomForestClassifier | ExtraTreesClassifier):
+            self.tree_rows_ = (_rows_per_tree(self.estimator, len(y)), len(y))
             # Forests add up tree votes in thread-completion order, so parallel predictions differ
             # in the last bit from run to run; one job makes them identical (and costs ~0.1 s).
             self.estimator.set_params(n_jobs=1)
@@ -195,6 +197,16 @@ class _ColumnMedian:
 
 def _median_imputer() -> SimpleImputer:
     return SimpleImputer(strategy=_ColumnMedian())
+
+
+def _rows_per_tree(forest: RandomForestClassifier | ExtraTreesClassifier, n_rows: int) -> int:
+    """How many rows each tree of a fitted forest drew (with replacement; all rows without
+    bootstrap), as scikit-learn computes it from max_samples: this subsampling is what keeps the
+    exact-split forests affordable at scale, so the report states it."""
+    share = forest.max_samples if forest.bootstrap else None
+    if share is None:
+        return n_rows
+    return int(share) if isinstance(share, int | np.integer) else max(round(n_rows * share), 1)
 
 
 def _part(values: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:

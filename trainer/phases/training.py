@@ -122,7 +122,7 @@ def train_base_model(context: RunContext, name: str, data: TrainingData, *, colu
     refit, holdout, _ = next(fitted)
     stopped.append(refit.stopped_at_)
     return {"model": refit, "oof": oof, "holdout": holdout, "feature_names": names, "params": params or {},
-            "rows_fitted": refit.rows_fitted_,
+            "rows_fitted": refit.rows_fitted_, "tree_rows": refit.tree_rows_,
             "fold_importance": importances if all(i is not None for i in importances) else None,
             "stopped_at": stopped, "fit_seconds": round(time.monotonic() - started, 2)}
 
@@ -167,6 +167,16 @@ def record_row_cap(context: RunContext, name: str, rows_fitted: tuple[int, int] 
     store.put_fact(context.connection, context.run_id, "row_caps", json.dumps(caps))
 
 
+def record_tree_rows(context: RunContext, name: str, tree_rows: tuple[int, int] | None) -> None:
+    """Run fact tree_rows: forest -> [rows each tree of its refit drew, training rows]."""
+    drawn = json.loads(store.get_fact(context.connection, context.run_id, "tree_rows") or "{}")
+    if tree_rows is None:
+        drawn.pop(name, None)
+    else:
+        drawn[name] = list(tree_rows)
+    store.put_fact(context.connection, context.run_id, "tree_rows", json.dumps(drawn))
+
+
 def tuned_params(context: RunContext) -> dict[str, dict[str, Any]]:
     """model -> the hyperparameters the tuning phase chose (empty without tuning)."""
     stored = store.get_fact(context.connection, context.run_id, "tuned_params")
@@ -193,6 +203,7 @@ def run_base_models_phase(context: RunContext) -> None:
                                       result["fit_seconds"])
         log.info("training: %s stopped at %s (rounds/epochs per fold and refit)", name, result["stopped_at"])
         record_row_cap(context, name, result["rows_fitted"])
+        record_tree_rows(context, name, result["tree_rows"])
         if name not in training["base_models_trained"]:
             training["base_models_trained"].append(name)
         training["model_seconds"][name] = result["fit_seconds"]

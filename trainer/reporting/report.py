@@ -355,6 +355,13 @@ def _models(data: _RunData, out_dir: Path) -> str:
                  ([_td(m, "text"), _td(f"{used:,}"), _td(f"{total:,}"), _td(f"{used / total:.1%}")]
                   for m, (used, total) in sorted(caps.items())))
         if caps else _empty("No row cap applied: every model was fitted on every training row.")))
+    drawn = data.fact("tree_rows") or {}
+    if drawn:
+        parts.append(_p("The forests grow each tree on rows drawn at random with replacement from the training "
+                        "rows (a different draw per tree), which keeps their exact split search affordable:")
+                     + _table(["Model", "Rows per tree (refit)", "Training rows", "Share"],
+                              ([_td(m, "text"), _td(f"{used:,}"), _td(f"{total:,}"), _td(f"{used / total:.1%}")]
+                               for m, (used, total) in sorted(drawn.items()))))
     return _section("models", "Model metrics", *parts)
 
 
