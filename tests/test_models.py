@@ -229,6 +229,16 @@ def test_forests_say_how_many_rows_each_tree_drew() -> None:
     assert make_model("random_forest", 3, {"max_samples": 100}).fit(X[:500], y[:500]).tree_rows_ == (100, 500)
 
 
+def test_forest_trees_draw_at_most_their_row_cap(monkeypatch) -> None:
+    X, y = small_data(n=600)
+    monkeypatch.setattr(trainer.ml.models, "FOREST_MAX_TREE_ROWS", 200)
+    random_forest = make_model("random_forest", seed=3).fit(X[:500], y[:500])
+    assert random_forest.tree_rows_ == (125, 500)  # 25% is below the cap
+    extra_trees = make_model("extra_trees", seed=3).fit(X[:500], y[:500])
+    assert extra_trees.tree_rows_ == (200, 500)  # 50% would be 250
+    assert {tree.size for tree in extra_trees.estimator.estimators_samples_} == {200}
+
+
 def test_an_svm_whose_calibration_slice_lacks_a_class_says_the_window_is_too_short() -> None:
     X, y = small_data(n=400)
     y[-80:] = np.where(y[-80:] == 1, 2, y[-80:])  # the most recent rows (the slice) hold no HOLD

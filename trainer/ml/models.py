@@ -55,6 +55,11 @@ DUAL_MAX_C = 0.1  # the SVM solves its dual up to this C, its primal above (meas
 # features as 16-byte (index, value) pairs: at 500 symbols (337,634 training rows) one refit
 # peaked at 2,433 MiB, the most of any model. The 70 real symbols and the demo stay below it.
 SVM_MAX_ROWS = 100_000
+# Each forest tree draws at most this many rows (its max_samples share applies below that). Exact
+# split search costs about rows x log(rows) per tree: at 2,400 symbols (1,620,532 training rows)
+# one random forest fit took 6 minutes with 25% per tree. The 70 real symbols, the demo and, for
+# the random forest, 500 symbols stay below it.
+FOREST_MAX_TREE_ROWS = 100_000
 
 
 _budget = [MAX_THREADS]  # threads per fit in this process (1 in a --jobs worker beside another)
@@ -125,6 +130,8 @@ class ClassifierModel:
                 self.estimator.fit_final(X, encoded, weights)
                 self.rows_fitted_ = getattr(self.estimator, "rows_fitted_", None)
             else:
+                if isinstance(self.estimator, RandomForestClassifier | ExtraTreesClassifier):
+                    _cap_tree_rows(self.estimator, len(y))
                 self.estimator.fit(X, encoded, **{_weight_parameter(self.estimator): weights})
         if isinstance(self.estimator, RandomForestClassifier | ExtraTreesClassifier):
             self.tree_rows_ = (_rows_per_tree(self.estimator, len(y)), len(y))
@@ -207,6 +214,13 @@ def _rows_per_tree(forest: RandomForestClassifier | ExtraTreesClassifier, n_rows
     if share is None:
         return n_rows
     return int(share) if isinstance(share, int | np.integer) else max(round(n_rows * share), 1)
+
+
+def _cap_tree_rows(forest: RandomForestClassifier | ExtraTreesClassifier, n_rows: int) -> None:
+    """At most FOREST_MAX_TREE_ROWS rows per tree (a forest without bootstrap uses every row and
+    is left alone)."""
+    if forest.bootstrap and _rows_per_tree(forest, n_rows) > FOREST_MAX_TREE_ROWS:
+        forest.set_params(max_samples=FOREST_MAX_TREE_ROWS)
 
 
 def _part(values: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:

@@ -358,7 +358,8 @@ def _models(data: _RunData, out_dir: Path) -> str:
     drawn = data.fact("tree_rows") or {}
     if drawn:
         parts.append(_p("The forests grow each tree on rows drawn at random with replacement from the training "
-                        "rows (a different draw per tree), which keeps their exact split search affordable:")
+                        "rows (a different draw per tree), a share of them up to a fixed number, which keeps "
+                        "their exact split search affordable:")
                      + _table(["Model", "Rows per tree (refit)", "Training rows", "Share"],
                               ([_td(m, "text"), _td(f"{used:,}"), _td(f"{total:,}"), _td(f"{used / total:.1%}")]
                                for m, (used, total) in sorted(drawn.items()))))
