@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from backend import store
 from trainer import console
+from trainer.ml.memory import give_back_freed_memory
 from trainer.phases import backtest, market, prices
 from trainer.run_context import RunContext, clear_training
 from trainer.workers import connect
@@ -52,6 +53,7 @@ def execute(context: RunContext) -> None:
         started = time.monotonic()
         log.info("phase %s: start", phase)
         action(context)
+        give_back_freed_memory()  # the phase's peak, kept by the allocator otherwise (see the module)
         seconds = round(time.monotonic() - started, 2)
         context.state.setdefault("phase_seconds", {})[phase] = seconds
         store.put_fact(context.connection, context.run_id, "phase_seconds",

@@ -19,6 +19,7 @@ import numpy as np
 
 from trainer.config import Config
 from trainer.ml.dataset import Dataset, Split, load_dataset, make_split
+from trainer.ml.memory import give_back_freed_memory
 from trainer.ml.models import MAX_THREADS, ClassifierModel, make_model, use_threads
 from trainer.ml.sample_weights import average_uniqueness
 from trainer.workers import in_order, leave_with_the_run, worker_count
@@ -98,8 +99,9 @@ def fit_and_predict(data: TrainingData, task: FitTask,
     started = time.monotonic()
     model = data.fit(task.name, task.seed, task.train_rows, uniqueness=task.uniqueness, columns=task.columns,
                      params=task.params)
-    return model.use_all_threads(), model.predict_proba(data.features(task.predict_rows, task.columns)), \
-        time.monotonic() - started
+    probabilities = model.predict_proba(data.features(task.predict_rows, task.columns))
+    give_back_freed_memory()  # what the fit needed at its peak, or the process keeps it
+    return model.use_all_threads(), probabilities, time.monotonic() - started
 
 
 def fitted_in_order(data: TrainingData, tasks: list[FitTask], jobs: int,
