@@ -362,3 +362,21 @@ def test_ranking_by_volatility_earns_no_top_decile_excess_in_log_returns():
     from trainer.ml.metrics import within_date_top_excess
     _, simple_excess = within_date_top_excess(sigma, returns, evidence.dates)
     assert simple_excess.mean() > 0.01  # what the simple-return version would have credited
+
+
+def test_load_evidence_aligns_every_model_to_the_ensembles_rows_and_leaves_out_an_incomplete_one(tmp_path):
+    from trainer.promotion.gate import load_evidence
+
+    evidence = make_evidence(n_dates=60)
+    connection = store.connect(tmp_path / "t.db")
+    _fill_run(connection, evidence)
+    complete = load_evidence(connection, "run1")
+    assert set(complete.probabilities) == set(evidence.probabilities)
+    for model, proba in evidence.probabilities.items():  # the rows come back in the evidence's order
+        np.testing.assert_allclose(complete.probabilities[model], proba)
+    np.testing.assert_array_equal(complete.y, evidence.y)
+    incomplete = next(model for model in evidence.probabilities if model != ENSEMBLE)
+    with store.transaction(connection):
+        connection.execute("DELETE FROM model_predictions WHERE model = ? AND entry_date = ? AND symbol = 'S00'",
+                           (incomplete, str(evidence.dates[0])))
+    assert set(load_evidence(connection, "run1").probabilities) == set(evidence.probabilities) - {incomplete}
