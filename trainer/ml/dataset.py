@@ -85,8 +85,8 @@ def load_dataset(connection: sqlite3.Connection, run_id: str) -> Dataset:
     while rows := cursor.fetchmany(_CHUNK_ROWS):
         chunk_symbols, chunk_dates, blobs = zip(*rows, strict=True)
         stop = done + len(rows)
-        if stop > order.size or not (np.array_equal(symbols[done:stop], chunk_symbols)
-                                     and np.array_equal(entry[done:stop], np.array(chunk_dates, "datetime64[D]"))):
+        if not (np.array_equal(symbols[done:stop], chunk_symbols)  # also False past the end (shapes differ)
+                and np.array_equal(entry[done:stop], np.array(chunk_dates, "datetime64[D]"))):
             raise DatasetError(f"The trades of run {run_id} changed while they were read; run again.")
         matrix = bad.decode(blobs, chunk_symbols, chunk_dates)
         if matrix is not None:

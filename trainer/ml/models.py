@@ -115,6 +115,7 @@ class ClassifierModel:
                              f"(SELL, HOLD, BUY); got {classes.tolist()}.")
         encoded = np.searchsorted(classes, y)
         weights = training_weights(encoded, uniqueness)
+        forest = isinstance(self.estimator, RandomForestClassifier | ExtraTreesClassifier)
         with _thread_limits():
             if isinstance(self.estimator, _StoppingEstimator):
                 if entry_dates is None or exit_dates is None:
@@ -130,10 +131,10 @@ class ClassifierModel:
                 self.estimator.fit_final(X, encoded, weights)
                 self.rows_fitted_ = getattr(self.estimator, "rows_fitted_", None)
             else:
-                if isinstance(self.estimator, RandomForestClassifier | ExtraTreesClassifier):
+                if forest:
                     _cap_tree_rows(self.estimator, len(y))
                 self.estimator.fit(X, encoded, **{_weight_parameter(self.estimator): weights})
-        if isinstance(self.estimator, RandomForestClassifier | ExtraTreesClassifier):
+        if forest:
             self.tree_rows_ = (_rows_per_tree(self.estimator, len(y)), len(y))
             # Forests add up tree votes in thread-completion order, so parallel predictions differ
             # in the last bit from run to run; one job makes them identical (and costs ~0.1 s).

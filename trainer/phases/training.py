@@ -154,27 +154,21 @@ def store_model_results(context: RunContext, name: str, data: TrainingData, hold
     return metrics
 
 
-def record_row_cap(context: RunContext, name: str, rows_fitted: tuple[int, int] | None) -> None:
-    """Run fact row_caps: model -> [rows its refit used, training rows] for every model that a row
-    cap thinned (the report states them); a model refit without a cap is taken out again."""
-    caps = json.loads(store.get_fact(context.connection, context.run_id, "row_caps") or "{}")
-    if rows_fitted is None:
-        caps.pop(name, None)
-    else:
-        caps[name] = list(rows_fitted)
+def record_rows_used(context: RunContext, name: str, rows_fitted: tuple[int, int] | None,
+                     tree_rows: tuple[int, int] | None) -> None:
+    """Run facts the report states: row_caps (model -> [rows its refit used, training rows], for a
+    model that a row cap thinned) and tree_rows (forest -> [rows each tree of its refit drew,
+    training rows]). A model refit without either is taken out of that fact again."""
+    if rows_fitted is not None:
         console.info(f"  {name} was fitted on {rows_fitted[0]:,} of {rows_fitted[1]:,} training rows, evenly "
                      "spaced in time (its row cap).")
-    store.put_fact(context.connection, context.run_id, "row_caps", json.dumps(caps))
-
-
-def record_tree_rows(context: RunContext, name: str, tree_rows: tuple[int, int] | None) -> None:
-    """Run fact tree_rows: forest -> [rows each tree of its refit drew, training rows]."""
-    drawn = json.loads(store.get_fact(context.connection, context.run_id, "tree_rows") or "{}")
-    if tree_rows is None:
-        drawn.pop(name, None)
-    else:
-        drawn[name] = list(tree_rows)
-    store.put_fact(context.connection, context.run_id, "tree_rows", json.dumps(drawn))
+    for key, rows in (("row_caps", rows_fitted), ("tree_rows", tree_rows)):
+        entries = json.loads(store.get_fact(context.connection, context.run_id, key) or "{}")
+        if rows is None:
+            entries.pop(name, None)
+        else:
+            entries[name] = list(rows)
+        store.put_fact(context.connection, context.run_id, key, json.dumps(entries))
 
 
 def tuned_params(context: RunContext) -> dict[str, dict[str, Any]]:
@@ -202,8 +196,7 @@ def run_base_models_phase(context: RunContext) -> None:
         metrics = store_model_results(context, name, data, result["holdout"], result["oof"],
                                       result["fit_seconds"])
         log.info("training: %s stopped at %s (rounds/epochs per fold and refit)", name, result["stopped_at"])
-        record_row_cap(context, name, result["rows_fitted"])
-        record_tree_rows(context, name, result["tree_rows"])
+        record_rows_used(context, name, result["rows_fitted"], result["tree_rows"])
         if name not in training["base_models_trained"]:
             training["base_models_trained"].append(name)
         training["model_seconds"][name] = result["fit_seconds"]

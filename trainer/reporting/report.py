@@ -351,19 +351,22 @@ def _models(data: _RunData, out_dir: Path) -> str:
     parts.append("<h3>Row caps</h3>" + (
         _p("Models whose cost grows too fast with the rows are fitted on at most a fixed number of them, "
            "evenly spaced in time, in every fold and in the refit:")
-        + _table(["Model", "Rows fitted (refit)", "Training rows", "Share"],
-                 ([_td(m, "text"), _td(f"{used:,}"), _td(f"{total:,}"), _td(f"{used / total:.1%}")]
-                  for m, (used, total) in sorted(caps.items())))
+        + _rows_used_table("Rows fitted (refit)", caps)
         if caps else _empty("No row cap applied: every model was fitted on every training row.")))
     drawn = data.fact("tree_rows") or {}
     if drawn:
         parts.append(_p("The forests grow each tree on rows drawn at random with replacement from the training "
                         "rows (a different draw per tree), a share of them up to a fixed number, which keeps "
                         "their exact split search affordable:")
-                     + _table(["Model", "Rows per tree (refit)", "Training rows", "Share"],
-                              ([_td(m, "text"), _td(f"{used:,}"), _td(f"{total:,}"), _td(f"{used / total:.1%}")]
-                               for m, (used, total) in sorted(drawn.items()))))
+                     + _rows_used_table("Rows per tree (refit)", drawn))
     return _section("models", "Model metrics", *parts)
+
+
+def _rows_used_table(used_header: str, entries: dict[str, list[int]]) -> str:
+    """Model, rows used, training rows and their share, for the row caps and the forests' draws."""
+    return _table(["Model", used_header, "Training rows", "Share"],
+                  ([_td(m, "text"), _td(f"{used:,}"), _td(f"{total:,}"), _td(f"{used / total:.1%}")]
+                   for m, (used, total) in sorted(entries.items())))
 
 
 def _tuning(data: _RunData, out_dir: Path) -> str:
