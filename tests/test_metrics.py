@@ -14,9 +14,12 @@ from trainer.ml.metrics import (
     METRIC_KEYS,
     block_bootstrap_ci,
     block_bootstrap_distribution,
+    bootstrap_date_counts,
+    bootstrap_means,
     class_prior_baseline,
     directional_score,
     evaluate,
+    paired_bootstrap,
     segment_metrics,
     suspicious_metrics,
 )
@@ -144,6 +147,48 @@ def test_same_seed_gives_the_same_resamples_for_paired_comparisons() -> None:
     assert not np.array_equal(first, other)
     losses = block_bootstrap_distribution(y, proba, dates, metric="log_loss", block_days=10, reps=50, seed=5)
     assert losses.shape == (50,) and (losses > 0).all()
+
+
+def test_each_resample_scores_as_its_rows_would_materialised() -> None:
+    """The bootstrap counts pairs per two dates instead of resampling rows: on every resample it
+    must give what sklearn gives on the resampled rows themselves (dates drawn c times repeated c
+    times), ties in the scores and a date with one class included."""
+    rng = np.random.default_rng(3)
+    dates = np.datetime64("2021-01-04") + np.sort(rng.integers(0, 40, 900))
+    y = rng.integers(0, 3, len(dates))
+    y[dates == dates[0]] = 2  # the first date holds BUY samples only
+    proba = rng.dirichlet([1, 1, 1], len(dates)).round(2)  # rounded: many tied scores
+    proba /= proba.sum(axis=1, keepdims=True)
+    models = {"model": proba, "other": proba[::-1].copy()}
+    settings = {"block_days": 3, "reps": 40, "seed": 9}
+    counts, day = bootstrap_date_counts(dates, **settings)
+    auc = paired_bootstrap(y, models, dates, **settings)
+    ovr = paired_bootstrap(y, models, dates, metric="auc_ovr", **settings)
+    loss = paired_bootstrap(y, models, dates, metric="log_loss", **settings)
+    for rep in range(settings["reps"]):
+        rows = np.repeat(np.arange(len(dates)), counts[rep, day])
+        for name, values in models.items():
+            kept = rows[y[rows] != 1]
+            expected = roc_auc_score(y[kept] == 2, directional_score(values[kept]))
+            assert auc[name][rep] == pytest.approx(expected, abs=1e-12)
+            assert ovr[name][rep] == pytest.approx(roc_auc_score(y[rows], values[rows], multi_class="ovr"),
+                                                   abs=1e-12)
+            assert loss[name][rep] == pytest.approx(log_loss(y[rows], values[rows], labels=[0, 1, 2]), rel=1e-9)
+    daily = rng.normal(size=40)
+    means = bootstrap_means(daily, np.unique(dates), **settings)
+    np.testing.assert_allclose(means, counts @ daily / counts.sum(axis=1), rtol=1e-12)
+
+
+def test_a_resample_without_both_classes_has_no_auc() -> None:
+    dates = dated(4, 25)
+    y = np.where(np.arange(len(dates)) < 50, 2, 0)  # BUY on the first two dates, SELL on the last two
+    auc = paired_bootstrap(y, {"model": noisy_proba(len(dates))}, dates, block_days=2, reps=200, seed=0)["model"]
+    # A resample of the first block twice (1 in 16) holds BUY alone: undefined, not 0 or 1.
+    assert 0 < np.isnan(auc).sum() < 50 and np.isfinite(auc).sum() > 150
+    nan_scores = noisy_proba(len(dates))
+    nan_scores[3] = np.nan
+    assert np.isnan(paired_bootstrap(y, {"m": nan_scores}, dates, metric="auc_ovr", block_days=2, reps=10,
+                                    seed=0)["m"]).all()  # a missing score ranks nowhere
 
 
 def test_block_bootstrap_is_fast_enough_for_the_gate() -> None:
