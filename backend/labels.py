@@ -72,10 +72,16 @@ def trade_outcome(close: pd.Series, entry_date: pd.Timestamp, *, horizon: int, b
     was passed or `horizon` closes have followed, else None (not matured yet). The same sigma,
     barrier and comparisons as triple_barrier, on however many later closes exist, so a matured
     trade equals the backtest's trade from that date (a test checks every entry)."""
-    values = close.to_numpy(dtype="float64")
-    row = int(close.index.get_indexer([entry_date])[0])
+    return outcome_at_row(close, int(close.index.get_indexer([entry_date])[0]), horizon=horizon,
+                          barrier_k=barrier_k, vol_window=vol_window)
+
+
+def outcome_at_row(close: pd.Series, row: int, *, horizon: int, barrier_k: float, vol_window: int) -> dict | None:
+    """trade_outcome of the entry at position `row` of close (-1: not a date of close); for callers
+    that already know the row (the portfolio's exits ask for the last closes of every symbol)."""
     if row < vol_window:
         return None
+    values = close.to_numpy(dtype="float64")
     sigma = float(np.log(close.iloc[row - vol_window:row + 1]).diff().std())
     barrier = barrier_k * sigma * np.sqrt(horizon)
     path = values[row + 1:row + 1 + horizon]

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from backend.labels import trade_outcome, triple_barrier
+from backend.labels import outcome_at_row, triple_barrier
 from trainer.config import LabelConfig, PortfolioConfig
 
 TRADING_DAYS = 252
@@ -111,12 +111,13 @@ def exit_rows(panel: Panel, closes: dict[str, pd.Series], *, horizon: int, barri
             exit_dates = trades["exit_date"].to_numpy(dtype="datetime64[D]")
         result[entry, column] = panel.rows_of(exit_dates)
         last = len(close) - 1
-        for own in range(max(vol_window, last - horizon + 1), last):  # too few later closes
-            outcome = None if exits == "horizon" else trade_outcome(
-                close, close.index[own], horizon=horizon, barrier_k=barrier_k, vol_window=vol_window)
-            exit_date = close.index[last] if outcome is None else outcome["exit_date"]
-            result[panel.rows_of(np.array([close.index[own]], dtype="datetime64[D]"))[0], column] = \
-                panel.rows_of(np.array([exit_date], dtype="datetime64[D]"))[0]
+        tail = np.arange(max(vol_window, last - horizon + 1), last)  # entries with too few later closes
+        outcomes = [None if exits == "horizon" else outcome_at_row(
+            close, int(own), horizon=horizon, barrier_k=barrier_k, vol_window=vol_window) for own in tail]
+        tail_exits = [close.index[last] if outcome is None else outcome["exit_date"] for outcome in outcomes]
+        if tail.size:
+            result[panel.rows_of(close.index[tail].to_numpy(dtype="datetime64[D]")), column] = \
+                panel.rows_of(pd.DatetimeIndex(tail_exits).to_numpy(dtype="datetime64[D]"))
     return result
 
 
