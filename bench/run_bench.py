@@ -71,11 +71,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--skip-demo", action="store_true",
                         help="skip the demo market: its pipeline, the resume and the check_checkpoint timings")
     parser.add_argument("--skip-scaling", action="store_true", help="skip the 82 vs 328 symbol backtest")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"smoke run: {QUICK_SYMBOLS} symbols per universe and one quick model; the "
-                             "figures are not the benchmark")
+    shape = parser.add_mutually_exclusive_group()
+    shape.add_argument("--quick", action="store_true",
+                       help=f"smoke run: {QUICK_SYMBOLS} symbols per universe and one quick model; the "
+                            "figures are not the benchmark")
+    shape.add_argument("--config", type=Path,
+                       help="run the pipeline with this config file (fewer models, say); the reference "
+                            "stays the same, so the ratio shows what that setting buys")
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.config is not None and not args.config.is_file():
+        parser.error(f"--config {args.config}: no such file")
+    return args
 
 
 def label_settings() -> dict[str, object]:
@@ -270,6 +277,8 @@ def run_all(args: argparse.Namespace, report: Report, root: Path) -> None:
     extra = []
     if args.quick:
         extra = ["--max-symbols", str(QUICK_SYMBOLS), "--config", str(write_fast_config(root, QUICK_MODEL))]
+    elif args.config is not None:
+        extra = ["--config", str(args.config.resolve())]
     repeats = (args.repeats, args.reference_repeats)
     if not args.skip_real:
         bench_real(report, root, extra, args.quick, repeats)

@@ -41,3 +41,17 @@ def test_quick_bench_prints_every_figure_and_exits_0(tmp_path):
     for label in PLAIN:
         assert label in result.stdout, f"{label!r} not printed:\n{result.stdout}"
     assert "== Targets:" in result.stdout
+
+
+def test_bench_config_is_checked_before_anything_runs(tmp_path):
+    """--config runs the pipeline with another setting against the same reference; a missing file
+    or --config beside --quick (which brings its own) is refused at once, naming the problem."""
+    bench = [sys.executable, str(PROJECT_DIR / "bench" / "run_bench.py")]
+    missing = subprocess.run([*bench, "--config", str(tmp_path / "none.toml")], cwd=PROJECT_DIR,
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "none.toml: no such file" in missing.stderr
+    config = tmp_path / "one.toml"
+    config.write_text('[training]\nmodels = ["logistic_regression"]\n', encoding="utf-8")
+    both = subprocess.run([*bench, "--quick", "--config", str(config)], cwd=PROJECT_DIR,
+                          capture_output=True, text=True, timeout=60)
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
