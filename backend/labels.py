@@ -77,9 +77,11 @@ def trade_outcome(close: pd.Series, entry_date: pd.Timestamp, *, horizon: int, b
 
 
 def outcome_at_row(close: pd.Series, row: int, *, horizon: int, barrier_k: float, vol_window: int) -> dict | None:
-    """trade_outcome of the entry at position `row` of close (-1: not a date of close); for callers
-    that already know the row (the portfolio's exits ask for the last closes of every symbol)."""
-    if row < vol_window:
+    """trade_outcome of the entry at position `row` of close, for callers that already know the row
+    (the portfolio's exits ask for the last closes of every symbol). None before vol_window (no
+    sigma yet), on the last close (no later close: nothing known yet) and off the series (-1 is
+    what a date lookup gives for a date close does not have)."""
+    if not vol_window <= row < len(close) - 1:
         return None
     values = close.to_numpy(dtype="float64")
     sigma = float(np.log(close.iloc[row - vol_window:row + 1]).diff().std())

@@ -8,6 +8,7 @@ Exit code 0 when everything could be measured, 1 when the program itself failed.
 
     python bench/run_bench.py                      # everything: 10-25 minutes on 2 cores
     python bench/run_bench.py --quick --skip-real  # small universes, one model: a smoke run
+    python bench/run_bench.py --config one.toml    # the pipeline with these settings, same reference
 """
 
 from __future__ import annotations
@@ -297,6 +298,9 @@ def main(argv: list[str]) -> int:
     print(f"Benchmark on {os.cpu_count()} CPU(s), load average {load_average()} (1, 5, 15 min)"
           + ("; QUICK smoke run: small universes and one model, not the benchmark" if args.quick else ""))
     report.notes["machine"] = [f"cpus {os.cpu_count()}", f"load at start {load_average()}"]
+    if args.config is not None:
+        print(f"Pipeline settings from {args.config.resolve()} (the reference and the scaling part are unchanged)")
+        report.notes["config"] = [str(args.config.resolve()), args.config.read_text(encoding="utf-8")]
     with tempfile.TemporaryDirectory(prefix="trainer-bench-") as folder:
         try:
             run_all(args, report, Path(folder))

@@ -185,6 +185,13 @@ def test_a_resample_without_both_classes_has_no_auc() -> None:
     auc = paired_bootstrap(y, {"model": noisy_proba(len(dates))}, dates, block_days=2, reps=200, seed=0)["model"]
     # A resample of the first block twice (1 in 16) holds BUY alone: undefined, not 0 or 1.
     assert 0 < np.isnan(auc).sum() < 50 and np.isfinite(auc).sum() > 150
+    only_hold = paired_bootstrap(np.ones(len(dates), dtype=int), {"m": noisy_proba(len(dates))}, dates,
+                                 block_days=2, reps=10, seed=0)["m"]
+    assert np.isnan(only_hold).all()  # no BUY and no SELL: undefined everywhere (it used to raise IndexError)
+    sign = np.where(y == 2, np.inf, -np.inf)  # infinite scores still rank: a perfect separation
+    ovr = paired_bootstrap(y, {"m": np.column_stack([-sign, np.zeros(len(y)), sign])}, dates, metric="auc_ovr",
+                           block_days=2, reps=20, seed=0)["m"]
+    assert np.isfinite(ovr).any() and (ovr[np.isfinite(ovr)] == 1.0).all()
     nan_scores = noisy_proba(len(dates))
     nan_scores[3] = np.nan
     assert np.isnan(paired_bootstrap(y, {"m": nan_scores}, dates, metric="auc_ovr", block_days=2, reps=10,
@@ -202,6 +209,10 @@ def test_block_bootstrap_is_fast_enough_for_the_gate() -> None:
 def test_block_bootstrap_rejects_impossible_requests() -> None:
     dates = dated(30, 5)
     y, proba = labels(len(dates)), noisy_proba(len(dates))
+    missing = proba.copy()
+    missing[7, 0] = np.nan
+    with pytest.raises(ValueError, match="some are missing"):
+        block_bootstrap_ci(y, missing, dates, block_days=5, reps=10, confidence=0.9, seed=0)
     with pytest.raises(ValueError, match="two blocks"):
         block_bootstrap_ci(y, proba, dates, block_days=20, reps=10, confidence=0.9, seed=0)
     with pytest.raises(ValueError, match="undefined"):

@@ -292,3 +292,10 @@ def test_a_planted_direction_signal_still_beats_its_volatility_twin():
     twin = simulate(panel, exits, rebalance, scores, rules, last_row=1474, match_volatility=volatility).daily
     _, low, _ = excess_return(strategy, twin, block_days=20, reps=500, confidence=0.95, seed=0)
     assert low > 0
+
+
+def test_exit_rows_refuse_a_symbol_with_a_date_twice():
+    panel, series = panel_of(A=100 * np.exp(np.cumsum(np.random.default_rng(2).normal(0, 0.01, 40))))
+    twice = {"A": pd.concat([series["A"], series["A"].iloc[[10]]])}
+    with pytest.raises(ValueError, match="A: its prices hold a date twice"):
+        exit_rows(panel, twice, horizon=8, barrier_k=1.0, vol_window=5, exits="barriers")

@@ -43,6 +43,9 @@ def test_a_trade_is_not_matured_before_a_barrier_or_the_horizon():
     outcome = trade_outcome(jumped, entry, horizon=20, barrier_k=1.5, vol_window=20)
     assert outcome["exit_reason"] == "upper" and outcome["exit_date"] == close.index[31]
     assert trade_outcome(close, close.index[5], horizon=20, barrier_k=1.5, vol_window=20) is None  # no sigma yet
+    # A signal made on the newest close has no later close yet: not matured (it used to raise).
+    assert trade_outcome(close, close.index[-1], horizon=20, barrier_k=1.5, vol_window=20) is None
+    assert trade_outcome(close, pd.Timestamp("2030-01-01"), horizon=20, barrier_k=1.5, vol_window=20) is None
 
 
 @pytest.mark.skipif(not MARKET_DATA.is_dir(), reason=f"real market data not found at {MARKET_DATA}")

@@ -67,11 +67,9 @@ def class_prior_baseline(y_train: np.ndarray, n: int) -> np.ndarray:
 
 
 def _weighted_auc(score: np.ndarray, positive: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """AUC for each row of weights (reps x n): P(score_pos > score_neg), ties counted half.
-
-    Integer weights are the bootstrap multiplicities, so this equals the AUC of the resampled
-    rows without materialising them; the sort is shared by all repetitions.
-    """
+    """AUC for each row of weights (k x n, one row per weighting of the samples, usually one: the
+    sample weights of a point estimate): P(score_pos > score_neg), ties counted half. The
+    bootstrap counts pairs per two dates instead (_resampled_auc)."""
     order = np.argsort(score, kind="stable")
     ordered = score[order]
     starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])  # groups of tied scores
@@ -134,12 +132,15 @@ def _resampled_auc(score: np.ndarray, positive: np.ndarray, day: np.ndarray, cou
     (pairs[d, e]: positives of date d scored above negatives of date e, ties half). That table is
     counted once (D x D), not once per resample and row: at 2,400 symbols (408,000 holdout rows,
     170 dates) the gate's bootstraps took minutes the other way. Every sum is of integers and
-    halves far below 2**53, so the value is exact, the same bit for bit as resampling rows.
+    halves far below 2**52, so the value is exact, the same bit for bit as resampling rows. The
+    cost grows with reps x dates^2, so it loses where dates are many and rows per date few
+    (measured at 1,000 resamples: 20,000 dates of 2 rows 19.8 s against 1.4 s weighting rows;
+    5,000 dates of 70 rows 6.3 s against 13.3 s; a holdout of 70 symbols on 1,260 dates 0.6 s
+    against 1.9 s): the gate and the track record have tens to thousands of rows per date.
     """
-    counts = np.asarray(counts, dtype=np.float64)
     n_days = counts.shape[1]
     scores = np.asarray(score, dtype=np.float64)
-    if not np.isfinite(scores).all():  # no ranking is defined for a missing score
+    if np.isnan(scores).any():  # no ranking is defined for a missing score
         return np.full(len(counts), np.nan)
     by_score = np.argsort(scores[positive], kind="stable")  # sorted queries search faster
     pos_scores, pos_days = scores[positive][by_score], day[positive][by_score]
@@ -174,7 +175,6 @@ def _resampled_ovr(y: np.ndarray, proba: np.ndarray, day: np.ndarray, counts: np
 def _resampled_mean(losses: np.ndarray, day: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """The mean of one value per row on every resample, from each date's sum and size."""
     n_days = counts.shape[1]
-    counts = np.asarray(counts, dtype=np.float64)
     return (counts @ np.bincount(day, weights=losses, minlength=n_days)) / (counts @ np.bincount(day, minlength=n_days))
 
 
@@ -199,7 +199,7 @@ def bootstrap_means(values: np.ndarray, dates: np.ndarray, *, block_days: int, r
     """The mean of one value per date (a daily excess return, a date's top-decile excess) on
     `reps` circular block-bootstrap resamples of those dates (see bootstrap_date_counts)."""
     counts, day = bootstrap_date_counts(dates, block_days=block_days, reps=reps, seed=seed)
-    return _resampled_mean(np.asarray(values, dtype=np.float64), day, counts)
+    return _resampled_mean(np.asarray(values, dtype=np.float64), day, counts.astype(np.float64))
 
 
 def paired_bootstrap(y: np.ndarray, probabilities: Mapping[str, np.ndarray], dates: np.ndarray, *,
@@ -212,6 +212,7 @@ def paired_bootstrap(y: np.ndarray, probabilities: Mapping[str, np.ndarray], dat
     y = np.asarray(y, dtype=np.int64)
     compute = _RESAMPLED_METRICS[metric]
     counts, day = bootstrap_date_counts(dates, block_days=block_days, reps=reps, seed=seed)
+    counts = counts.astype(np.float64)  # for the matrix products; integers, so still exact
     return {name: compute(y, np.asarray(proba, dtype=np.float64), day, counts)
             for name, proba in probabilities.items()}
 
@@ -220,13 +221,15 @@ def block_bootstrap_distribution(y: np.ndarray, proba: np.ndarray, dates: np.nda
                                  metric: str = "auc_directional", block_days: int, reps: int,
                                  seed: int) -> np.ndarray:
     """The metric on `reps` circular block-bootstrap resamples of the unique dates (see
-    bootstrap_date_weights); resamples in which it is undefined (a class missing from every
+    bootstrap_date_counts); resamples in which it is undefined (a class missing from every
     drawn date) are left out. Two models scored with the same seed see the same resamples."""
     if metric not in _RESAMPLED_METRICS:
         raise ValueError(f"Unknown bootstrap metric {metric!r}; choose from {', '.join(_RESAMPLED_METRICS)}.")
     y = np.asarray(y, dtype=np.int64)
     proba = np.asarray(proba, dtype=np.float64)
     whole = np.zeros(len(y), dtype=np.int64), np.ones((1, 1))  # every row once: one date drawn once
+    if np.isnan(proba).any():
+        raise ValueError(f"{metric} needs a probability for every sample; some are missing (NaN).")
     if not np.isfinite(_RESAMPLED_METRICS[metric](y, proba, *whole)[0]):
         raise ValueError(f"{metric} is undefined on these samples (a class it needs is missing).")
     result = paired_bootstrap(y, {"model": proba}, dates, metric=metric, block_days=block_days, reps=reps,

@@ -99,6 +99,9 @@ def exit_rows(panel: Panel, closes: dict[str, pd.Series], *, horizon: int, barri
     result = np.full(panel.close.shape, -1, dtype=np.int64)
     for column, symbol in enumerate(panel.symbols):
         close = closes[symbol].dropna().sort_index()
+        if not close.index.is_unique:
+            raise ValueError(f"{symbol}: its prices hold a date twice; one close per date is needed to "
+                             "simulate its trades.")
         trades = triple_barrier(close, horizon=horizon, barrier_k=barrier_k, vol_window=vol_window, stride=1)
         if trades.empty:
             continue
