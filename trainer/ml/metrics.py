@@ -91,14 +91,23 @@ def _auc_ovr(y: np.ndarray, proba: np.ndarray, weights: np.ndarray) -> np.ndarra
     return np.mean([_weighted_auc(proba[:, c], y == c, weights) for c in np.unique(y)], axis=0)
 
 
+def _row_log_losses(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    return -np.log(np.clip(proba[np.arange(len(y)), y], PROBABILITY_FLOOR, 1.0))
+
+
+def _row_brier(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    """Multiclass Brier per row: squared distance to the one-hot label, summed over classes."""
+    return ((proba - np.eye(N_CLASSES)[y]) ** 2).sum(axis=1)
+
+
 def _log_loss(y: np.ndarray, proba: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    losses = -np.log(np.clip(proba[np.arange(len(y)), y], PROBABILITY_FLOOR, 1.0))
+    losses = _row_log_losses(y, proba)
     return weights @ losses / weights.sum(axis=1)
 
 
 def _brier(y: np.ndarray, proba: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Multiclass Brier: squared distance to the one-hot label, summed over classes (0 best, 2 worst)."""
-    losses = ((proba - np.eye(N_CLASSES)[y]) ** 2).sum(axis=1)
+    losses = _row_brier(y, proba)
     return weights @ losses / weights.sum(axis=1)
 
 
@@ -179,11 +188,11 @@ def _resampled_mean(losses: np.ndarray, day: np.ndarray, counts: np.ndarray) -> 
 
 
 def _resampled_log_loss(y: np.ndarray, proba: np.ndarray, day: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    return _resampled_mean(-np.log(np.clip(proba[np.arange(len(y)), y], PROBABILITY_FLOOR, 1.0)), day, counts)
+    return _resampled_mean(_row_log_losses(y, proba), day, counts)
 
 
 def _resampled_brier(y: np.ndarray, proba: np.ndarray, day: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    return _resampled_mean(((proba - np.eye(N_CLASSES)[y]) ** 2).sum(axis=1), day, counts)
+    return _resampled_mean(_row_brier(y, proba), day, counts)
 
 
 # The metrics a block bootstrap can give, each computed on every resample at once.
